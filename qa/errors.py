@@ -1,0 +1,35 @@
+"""The few errors the library raises; each message says what to do next."""
+
+from __future__ import annotations
+
+
+class QAError(Exception):
+    """Base class for every error a user can cause and fix."""
+
+
+class BadQuestionError(QAError):
+    """The question is empty or has nothing to search for."""
+
+
+class IndexMissingError(QAError):
+    """No index exists where one was expected."""
+
+
+class IndexCorruptError(QAError):
+    """An index file is missing, unreadable or fails its checksum."""
+
+
+class ModelMismatchError(QAError):
+    """The index was built with a different embedding model than the one configured."""
+
+
+class ModelLoadError(QAError):
+    """The embedding model could not be found or loaded from local files."""
+
+
+class SettingsError(QAError):
+    """A QA_* setting has a value that cannot be used."""
+
+
+class SeedsError(QAError):
+    """The seeds folder is missing or holds nothing that can be indexed."""

@@ -1,0 +1,179 @@
+"""Typed records passed between pipeline stages.
+
+Every record that points into a source carries `source` (the path relative to
+the seeds folder, with forward slashes) and `start`/`end`, character offsets
+into that file's text, so that `text == source_text[start:end]` always holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+def content_id(*parts: str) -> str:
+    """A stable 16-hex-digit id from the given strings (sha256, NUL-separated)."""
+    digest = hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
+    return digest[:16]
+
+
+class _Record:
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of the record."""
+        return asdict(self)  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class Passage(_Record):
+    """A paragraph of a source document."""
+
+    id: str
+    source: str
+    paragraph: int  # 1-based paragraph number within the document
+    line: int  # 1-based line number where the paragraph starts
+    section: str | None
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Sentence(_Record):
+    """A sentence inside a passage; the unit that is embedded and quoted."""
+
+    id: str
+    passage_id: str
+    source: str
+    paragraph: int
+    line: int
+    section: str | None
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Window(_Record):
+    """A run of words inside a long sentence, embedded so one clause can match on its own."""
+
+    id: str
+    sentence_id: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Document(_Record):
+    """One ingested source file and what it was split into."""
+
+    source: str
+    sha256: str
+    text: str
+    passages: tuple[Passage, ...]
+    sentences: tuple[Sentence, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "sha256": self.sha256,
+            "passages": len(self.passages),
+            "sentences": len(self.sentences),
+        }
+
+
+def format_citation(
+    source: str, section: str | None, paragraph: int, line: int, start: int, end: int
+) -> str:
+    """A readable citation a person can check against the file."""
+    where = f"{source}"
+    if section:
+        where += f' § "{section}"'
+    return f"{where}, paragraph {paragraph}, line {line}, chars {start}-{end}"
+
+
+@dataclass(frozen=True)
+class Hit(_Record):
+    """A retrieved sentence with the evidence behind its rank.
+
+    Ranks are 1-based; None means that retriever did not return the sentence
+    among its candidates.
+    """
+
+    id: str
+    text: str
+    source: str
+    start: int
+    end: int
+    section: str | None
+    paragraph: int
+    line: int
+    score: float
+    dense_rank: int | None
+    lexical_rank: int | None
+    passage_rank: int | None
+    dense_score: float
+    lexical_score: float
+    context: str  # the whole paragraph the sentence sits in
+    context_start: int  # offset of `context` in the source
+
+    @property
+    def citation(self) -> str:
+        return format_citation(
+            self.source, self.section, self.paragraph, self.line, self.start, self.end
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "citation": self.citation}
+
+
+@dataclass(frozen=True)
+class Quote(_Record):
+    """Verbatim text from one source: one sentence or adjacent sentences of a paragraph."""
+
+    text: str
+    source: str
+    start: int
+    end: int
+    score: float
+    section: str | None
+    paragraph: int
+    line: int
+    context: str
+    context_start: int
+    sentence_ids: tuple[str, ...] = ()
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
+
+    @property
+    def citation(self) -> str:
+        return format_citation(
+            self.source, self.section, self.paragraph, self.line, self.start, self.end
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["sentence_ids"] = list(self.sentence_ids)
+        return {**data, "citation": self.citation}
+
+
+@dataclass(frozen=True)
+class Answer(_Record):
+    """The reply to a question: quotes when the sources answer it, else related hits."""
+
+    question: str
+    answered: bool
+    confidence: float
+    quotes: list[Quote] = field(default_factory=list)
+    related: list[Hit] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answered": self.answered,
+            "confidence": self.confidence,
+            "quotes": [quote.to_dict() for quote in self.quotes],
+            "related": [hit.to_dict() for hit in self.related],
+            "notes": list(self.notes),
+        }
