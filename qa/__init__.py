@@ -1,0 +1,139 @@
+"""Ask questions of source documents; get back their own sentences, quoted and cited.
+
+Public API: build_index, load_index, retrieve, answer, and the records they return.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+from qa import index as _index
+from qa.answer import answer_question
+from qa.config import Settings
+from qa.embed import Encoder
+from qa.errors import (
+    BadQuestionError,
+    IndexCorruptError,
+    IndexMissingError,
+    ModelLoadError,
+    ModelMismatchError,
+    QAError,
+    SeedsError,
+    SettingsError,
+)
+from qa.index import BuildReport, Index, Progress
+from qa.retrieve import search
+from qa.schema import Answer, Hit, Passage, Quote, Sentence
+
+__all__ = [
+    "Answer",
+    "BadQuestionError",
+    "BuildReport",
+    "Hit",
+    "Index",
+    "IndexCorruptError",
+    "IndexMissingError",
+    "ModelLoadError",
+    "ModelMismatchError",
+    "Passage",
+    "QAError",
+    "Quote",
+    "SeedsError",
+    "Sentence",
+    "SettingsError",
+    "answer",
+    "build_index",
+    "load_index",
+    "retrieve",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def get_encoder(model: str | None = None, batch_size: int = 32) -> Encoder:
+    """One encoder per model per process: the model loads once, on first use."""
+    return _cached_encoder(model, batch_size)
+
+
+@lru_cache(maxsize=4)
+def _cached_encoder(model: str | None, batch_size: int) -> Encoder:
+    # Positional, normalised arguments: lru_cache keys on how it is called.
+    return Encoder(model, batch_size)
+
+
+def _encoder(settings: Settings) -> Encoder:
+    return get_encoder(settings.model, settings.batch_size)
+
+
+def build_index(
+    seeds_dir: str | Path = "seeds", index_dir: str | Path = "index", full: bool = False,
+    progress: Progress | None = None,
+) -> Index:
+    """Index the seeds folder, re-embedding only new and changed files unless `full`.
+
+    Args:
+        progress: optional callable(done, total) called as texts are embedded.
+
+    Raises:
+        SeedsError: the folder is missing or has nothing to index.
+    """
+    settings = Settings.from_env()
+    return _index.build_index(Path(seeds_dir), Path(index_dir), _encoder(settings), full, progress)
+
+
+def load_index(index_dir: str | Path = "index") -> Index:
+    """Load a built index, checking its manifest, model and file checksums."""
+    return _index.load_index(Path(index_dir), _encoder(Settings.from_env()))
+
+
+_default_lock = threading.Lock()
+_default: dict[str, Index] = {}
+
+
+def default_index() -> Index:
+    """The index at QA_INDEX (default `index/`), loaded once and reloaded when rebuilt.
+
+    When no index exists yet but the seeds folder (QA_SEEDS, default `seeds/`)
+    has documents, it is built first.
+    """
+    settings = Settings.from_env()
+    key = str(settings.index_dir.resolve())
+    with _default_lock:
+        cached = _default.get(key)
+        try:
+            live = _index.live_build(settings.index_dir)
+        except IndexMissingError:
+            if not settings.seeds_dir.is_dir():
+                raise
+            logger.info("no index at %s; building it from %s", settings.index_dir, settings.seeds_dir)
+            _default[key] = _index.build_index(settings.seeds_dir, settings.index_dir, _encoder(settings))
+            return _default[key]
+        if cached is None or cached.path != live:
+            _default[key] = _index.load_index(settings.index_dir, _encoder(settings))
+        return _default[key]
+
+
+def retrieve(question: str, k: int = 5, index: Index | None = None) -> list[Hit]:
+    """Sentence-level hits for the question, best first.
+
+    Raises:
+        BadQuestionError: the question is empty or has no words.
+        IndexMissingError: no index and no seeds to build one from.
+    """
+    settings = Settings.from_env()
+    return search(index or default_index(), question, k=k, candidates=settings.candidates).hits
+
+
+def answer(question: str, k: int = 3, index: Index | None = None) -> Answer:
+    """Quoted sentences that answer the question, or `answered=False` with related hits."""
+    settings = Settings.from_env()
+    return answer_question(
+        index or default_index(),
+        question,
+        k=k,
+        min_confidence=settings.min_confidence,
+        candidates=settings.candidates,
+    )

@@ -1,0 +1,84 @@
+"""Turn ranked hits into verbatim quotes with citations, or an honest abstention."""
+
+from __future__ import annotations
+
+from qa.index import Index
+from qa.retrieve import search
+from qa.schema import Answer, Hit, Quote
+
+# Besides the best sentence, quote the other top-k sentences only when their
+# fused score is this close to the best: a clearly weaker sentence is listed
+# as related instead of diluting the answer.
+QUOTE_MARGIN = 0.9
+NOT_FOUND = "Not found in the sources."
+
+
+def _adjacent(first: Hit, second: Hit) -> bool:
+    """True when second follows first in the same paragraph with only whitespace between."""
+    if (first.source, first.paragraph) != (second.source, second.paragraph) or second.start < first.end:
+        return False
+    gap = first.context[first.end - first.context_start : second.start - first.context_start]
+    return not gap.strip()
+
+
+def _quote(group: list[Hit]) -> Quote:
+    first, last = group[0], group[-1]
+    best = max(group, key=lambda hit: hit.score)
+    return Quote(
+        text=first.context[first.start - first.context_start : last.end - first.context_start],
+        source=first.source,
+        start=first.start,
+        end=last.end,
+        score=best.score,
+        section=first.section,
+        paragraph=first.paragraph,
+        line=first.line,
+        context=first.context,
+        context_start=first.context_start,
+        sentence_ids=tuple(hit.id for hit in group),
+        dense_rank=best.dense_rank,
+        lexical_rank=best.lexical_rank,
+    )
+
+
+def make_quotes(hits: list[Hit]) -> list[Quote]:
+    """Quotes from hits, merging sentences that stand next to each other; best first."""
+    ordered = sorted(hits, key=lambda hit: (hit.source, hit.start))
+    groups: list[list[Hit]] = []
+    for hit in ordered:
+        if groups and _adjacent(groups[-1][-1], hit):
+            groups[-1].append(hit)
+        else:
+            groups.append([hit])
+    return sorted((_quote(group) for group in groups), key=lambda quote: -quote.score)
+
+
+def answer_question(
+    index: Index, question: str, k: int = 3, min_confidence: float = 0.5, candidates: int = 50
+) -> Answer:
+    """Quote the sentences that answer the question, or abstain and list related ones."""
+    retrieval = search(index, question, k=k, candidates=candidates)
+    hits = retrieval.hits
+    if not hits or retrieval.confidence < min_confidence:
+        return Answer(question, False, round(retrieval.confidence, 4), [], hits, retrieval.notes)
+    chosen = [hits[0]] + [hit for hit in hits[1:] if hit.score >= QUOTE_MARGIN * hits[0].score]
+    related = [hit for hit in hits if hit not in chosen]
+    return Answer(question, True, round(retrieval.confidence, 4), make_quotes(chosen), related, retrieval.notes)
+
+
+def format_text(answer: Answer) -> str:
+    """The answer as plain text for a terminal: quotes with citations, or related passages."""
+    lines = []
+    if answer.answered:
+        for number, quote in enumerate(answer.quotes, start=1):
+            lines.append(f'[{number}] "{quote.text}"')
+            lines.append(f"    {quote.citation}  (score {quote.score:.3f})")
+    else:
+        lines.append(NOT_FOUND)
+        if answer.related:
+            lines.append("Closest passages:")
+            for hit in answer.related:
+                lines.append(f'  - "{hit.text}"')
+                lines.append(f"    {hit.citation}  (score {hit.score:.3f})")
+    lines.extend(f"Note: {note}" for note in answer.notes)
+    return "\n".join(lines)
