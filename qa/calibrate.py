@@ -1,0 +1,199 @@
+"""Choose the fusion weights and fit the answer confidence on SQuAD, reproducibly.
+
+    python -m qa.calibrate ../shared/data/squad-v1.1-dev.json [--work DIR] [--limit N] [--seed S]
+
+Articles with an even number form the fitting split; odd-numbered articles are
+held out and only scored. Nothing is fitted on the seed's dev questions.
+
+Fusion weights: a grid over the simplex (step 0.05), best mean reciprocal rank
+on the fitting split. Confidence: a logistic regression on the top sentence's
+cosine and the share of the question's IDF weight its paragraph covers.
+Positives are questions whose top sentence holds a gold answer; negatives are
+the same questions asked with their own article hidden, so that the best
+evidence left comes from other documents: a "not in the sources" question
+that still shares words and topic with the corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qa.index import Index
+from qa.retrieve import (
+    CONFIDENCE_COVERAGE,
+    CONFIDENCE_DENSE,
+    CONFIDENCE_INTERCEPT,
+    Candidates,
+    FusionWeights,
+    confidence_features,
+    encode_question,
+    fused_scores,
+    gather_candidates,
+)
+from qa.squad import SquadQuestion, load_squad, write_corpus
+
+
+@dataclass
+class Sample:
+    """One question's candidates, which of them hold a gold answer, and confidence features."""
+
+    question: SquadQuestion
+    found: Candidates
+    relevant: np.ndarray
+    tokens: list[str]
+    hidden: Candidates  # candidates with the question's own article hidden
+
+
+def holds_answer(text: str, answers: tuple[str, ...]) -> bool:
+    """The hit rule: the sentence contains a gold answer string, case-insensitive."""
+    lowered = text.lower()
+    return any(answer.lower() in lowered for answer in answers)
+
+
+def rank_metrics(rankings: list[list[bool]]) -> dict[str, float]:
+    """hit@1, hit@5 and MRR@10 of ranked relevance lists (one list per question)."""
+    count = max(len(rankings), 1)
+    first = [next((i for i, ok in enumerate(r[:10]) if ok), None) for r in rankings]
+    return {
+        "hit@1": sum(1 for f in first if f == 0) / count,
+        "hit@5": sum(1 for f in first if f is not None and f < 5) / count,
+        "mrr@10": sum(1 / (f + 1) for f in first if f is not None) / count,
+    }
+
+
+def collect(index: Index, questions: list[SquadQuestion], candidates: int = 50) -> list[Sample]:
+    samples = []
+    for question in questions:
+        query, tokens, _ = encode_question(index, question.question)
+        found = gather_candidates(index, query, tokens, candidates)
+        hidden = gather_candidates(index, query, tokens, candidates, exclude_source=question.source)
+        relevant = np.asarray(
+            [holds_answer(index.sentences[int(row)].text, question.answers) for row in found.rows]
+        )
+        samples.append(Sample(question, found, relevant, tokens, hidden))
+    return samples
+
+
+def ranking(sample: Sample, scores: np.ndarray) -> list[bool]:
+    return sample.relevant[np.argsort(-scores, kind="stable")[:10]].tolist()
+
+
+def evaluate(samples: list[Sample], weights: FusionWeights) -> dict[str, dict[str, float]]:
+    """Metrics of BM25 alone, dense alone and the fusion, on the same candidates."""
+    return {
+        "bm25": rank_metrics([ranking(s, s.found.lexical_raw) for s in samples]),
+        "dense": rank_metrics([ranking(s, s.found.dense) for s in samples]),
+        "fused": rank_metrics([ranking(s, fused_scores(s.found, weights)) for s in samples]),
+    }
+
+
+# In the order of FusionWeights' fields.
+_SIGNALS = ("dense", "lexical", "passage_dense", "passage_lexical", "coverage", "dense_window")
+
+
+def search_weights(samples: list[Sample], step: float = 0.05) -> FusionWeights:
+    """The simplex grid point with the best MRR@10 on the samples (ties: the first found)."""
+    width = max(len(s.relevant) for s in samples)
+    signals = np.zeros((len(samples), width, len(_SIGNALS)), dtype=np.float32)
+    relevant = np.zeros((len(samples), width), dtype=bool)
+    padding = np.ones((len(samples), width), dtype=bool)
+    for number, sample in enumerate(samples):
+        size = len(sample.relevant)
+        signals[number, :size] = np.stack([getattr(sample.found, name) for name in _SIGNALS], axis=1)
+        relevant[number, :size] = sample.relevant
+        padding[number, :size] = False
+    ticks = round(1 / step)
+    grid = np.asarray(
+        [p for p in itertools.product(range(ticks + 1), repeat=len(_SIGNALS)) if sum(p) == ticks], dtype=np.float32
+    ) / ticks
+    best, best_mrr = grid[0], -1.0
+    for first in range(0, len(grid), 128):
+        chunk = grid[first : first + 128]
+        scores = np.einsum("qcs,ws->wqc", signals, chunk)
+        scores[:, padding] = -np.inf
+        best_relevant = np.where(relevant, scores, -np.inf).max(axis=2)
+        # Ties with an irrelevant sentence count against the weights, so that
+        # a score that cannot tell sentences of one paragraph apart never wins.
+        level = best_relevant[:, :, None]
+        rank = (scores > level).sum(axis=2) + ((scores == level) & ~relevant).sum(axis=2) + 1
+        reciprocal = np.where(np.isfinite(best_relevant) & (rank <= 10), 1.0 / rank, 0.0)
+        mrr = reciprocal.mean(axis=1)
+        if mrr.max() > best_mrr:
+            best, best_mrr = chunk[int(mrr.argmax())], float(mrr.max())
+    return FusionWeights(*(round(float(w), 4) for w in best))
+
+
+def confidence_data(index: Index, samples: list[Sample], weights: FusionWeights) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels: answered-correctly tops (1) and own-article-hidden tops (0)."""
+    features, labels = [], []
+    for sample in samples:
+        top = int(np.argmax(fused_scores(sample.found, weights)))
+        if sample.relevant[top]:
+            features.append(confidence_features(index, sample.found, sample.tokens, top))
+            labels.append(1)
+        hidden_top = int(np.argmax(fused_scores(sample.hidden, weights)))
+        features.append(confidence_features(index, sample.hidden, sample.tokens, hidden_top))
+        labels.append(0)
+    return np.asarray(features), np.asarray(labels)
+
+
+def fit_confidence(features: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
+    """(intercept, dense weight, coverage weight) of a class-balanced logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(class_weight="balanced").fit(features, labels)
+    return float(model.intercept_[0]), float(model.coef_[0][0]), float(model.coef_[0][1])
+
+
+def abstention_rates(features: np.ndarray, labels: np.ndarray, coefficients: tuple[float, float, float]) -> dict[str, float]:
+    intercept, dense, coverage = coefficients
+    probability = 1 / (1 + np.exp(-(intercept + dense * features[:, 0] + coverage * features[:, 1])))
+    abstained = probability < 0.5
+    return {
+        "abstained_when_unanswerable": float(abstained[labels == 0].mean()),
+        "abstained_when_answerable": float(abstained[labels == 1].mean()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qa.calibrate", description=__doc__.split("\n")[0])
+    parser.add_argument("squad", type=Path, help="SQuAD v1.1 JSON file")
+    parser.add_argument("--work", type=Path, default=Path(".cache/squad"), help="where the corpus and index go")
+    parser.add_argument("--limit", type=int, default=1000, help="questions per split")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import qa
+
+    documents, questions = load_squad(args.squad)
+    write_corpus(documents, args.work / "seeds")
+    index = qa.build_index(args.work / "seeds", args.work / "index")
+    rng = random.Random(args.seed)
+    rng.shuffle(questions)
+    order = {name: number for number, name in enumerate(documents)}
+    fitting = [q for q in questions if order[q.source] % 2 == 0][: args.limit]
+    held_out = [q for q in questions if order[q.source] % 2 == 1][: args.limit]
+    fit_samples, test_samples = collect(index, fitting), collect(index, held_out)
+
+    weights = search_weights(fit_samples)
+    print(f"fusion weights (best MRR@10 on fitting split): {weights}")
+    for name, split in (("fitting", fit_samples), ("held-out", test_samples)):
+        for retriever, metrics in evaluate(split, weights).items():
+            print(f"{name:9s} {retriever:6s} " + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+    coefficients = fit_confidence(*confidence_data(index, fit_samples, weights))
+    print("confidence: intercept %.3f, dense %.3f, coverage %.3f" % coefficients)
+    current = (CONFIDENCE_INTERCEPT, CONFIDENCE_DENSE, CONFIDENCE_COVERAGE)
+    for name, values in (("fitted", coefficients), ("in code", current)):
+        rates = abstention_rates(*confidence_data(index, test_samples, weights), values)
+        print(f"held-out abstention with {name} confidence: " + "  ".join(f"{k} {v:.3f}" for k, v in rates.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
