@@ -1,0 +1,103 @@
+"""Shared fixtures: the real bundled model (loaded once) and an index of the real seed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Set before anything imports huggingface_hub: the model is bundled, never fetched.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# The package is not installed; make it importable whatever the working directory.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import qa  # noqa: E402
+from qa.config import Settings  # noqa: E402
+from qa.embed import Encoder  # noqa: E402
+from qa.index import Index  # noqa: E402
+
+SEEDS = REPO / "seeds"
+SEED_NAME = "senate-caucus-hearing-fentanyl-from-china.txt"
+SEED_FILE = SEEDS / SEED_NAME
+DEV_SET = REPO.parent / "shared" / "eval" / "dev_seed.jsonl"
+DEV_SET_MISSING = f"dev set {DEV_SET} is missing; it lives in the shared eval folder beside the repo"
+
+
+def load_dev_set() -> list[dict[str, Any]]:
+    """The dev questions, or [] when the shared eval file is absent."""
+    if not DEV_SET.is_file():
+        return []
+    lines = DEV_SET.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_qa_environment() -> Any:
+    """Remove every QA_* variable for the whole session, before any other fixture runs."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("QA_"):
+                patch.delenv(name)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _no_qa_environment_per_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Undo any QA_* variable a previous test or fixture might have left behind."""
+    for name in list(os.environ):
+        if name.startswith("QA_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def encoder() -> Encoder:
+    """The bundled model, loaded once per session and shared with the library's own calls."""
+    defaults = Settings()
+    encoder = qa.get_encoder(defaults.model, defaults.batch_size)
+    encoder.model  # load now, so the cost is paid once and not inside a timed test
+    return encoder
+
+
+@pytest.fixture(scope="session")
+def seed_index(encoder: Encoder, tmp_path_factory: pytest.TempPathFactory) -> Index:
+    """The real seed folder, indexed once per session into a temporary folder."""
+    return qa.index.build_index(SEEDS, tmp_path_factory.mktemp("index"), encoder)
+
+
+@pytest.fixture
+def seeds_copy(tmp_path: Path) -> Path:
+    """A private copy of the seed folder that a test may change."""
+    target = tmp_path / "seeds"
+    shutil.copytree(SEEDS, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def dev_set() -> list[dict[str, Any]]:
+    rows = load_dev_set()
+    if not rows:
+        if os.environ.get("CI"):
+            pytest.fail(DEV_SET_MISSING)  # in CI the quality bar must run, not skip
+        pytest.skip(DEV_SET_MISSING)
+    return rows
+
+
+@pytest.fixture(scope="session")
+def dev_results(dev_set: list[dict[str, Any]], seed_index: Index) -> dict[str, tuple[list[qa.Hit], qa.Answer]]:
+    """For each dev question id: `qa.retrieve(q, k=3)` and `qa.answer(q)` over the seed index.
+
+    Computed once, because every search embeds the question with the real model.
+    """
+    return {
+        row["id"]: (qa.retrieve(row["question"], k=3, index=seed_index), qa.answer(row["question"], index=seed_index))
+        for row in dev_set
+    }

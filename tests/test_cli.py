@@ -1,0 +1,170 @@
+"""The command line, in-process for speed, plus one real `python -m qa` run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, SEED_NAME, SEEDS
+from qa.cli import main
+from qa.index import Index
+
+Captured = pytest.CaptureFixture[str]
+
+
+def run(capsys: Captured, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(err: str, *fragments: str) -> None:
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture
+def index_dir(seed_index: Index) -> str:
+    return str(seed_index.path.parent)
+
+
+def test_build_prints_a_summary_and_rebuild_is_incremental(capsys: Captured, seeds_copy: Path, tmp_path: Path) -> None:
+    index = str(tmp_path / "index")
+    code, out, err = run(capsys, "build", "--seeds", str(seeds_copy), "--index", index)
+    assert code == 0, err
+    assert out.startswith("full build of ")
+    assert "1 added, 0 changed, 0 removed, 0 unchanged, 0 skipped" in out
+    assert re.search(r"embedded [1-9]\d* sentences", out)
+
+    code, out, err = run(capsys, "build", "--seeds", str(seeds_copy), "--index", index)
+    assert code == 0, err
+    assert out.startswith("incremental build of ")
+    assert "0 added, 0 changed, 0 removed, 1 unchanged, 0 skipped" in out
+    assert "embedded 0 sentences and 0 paragraphs" in out
+
+
+def test_build_lists_skipped_files_on_stderr(capsys: Captured, seeds_copy: Path, tmp_path: Path) -> None:
+    (seeds_copy / "scan.txt").write_bytes(b"\x00\x01binary")
+    code, out, err = run(capsys, "build", "--seeds", str(seeds_copy), "--index", str(tmp_path / "index"))
+    assert code == 0
+    assert "1 skipped" in out
+    assert "skipped scan.txt: looks binary" in err
+
+
+def test_build_without_seeds_is_a_one_line_error(capsys: Captured, tmp_path: Path) -> None:
+    code, out, err = run(capsys, "build", "--seeds", str(tmp_path / "none"), "--index", str(tmp_path / "index"))
+    assert code == 1 and out == ""
+    assert_one_line_error(err, "does not exist")
+
+
+def test_ask_prints_the_quote_and_its_citation(
+    capsys: Captured, index_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Threshold 0: this checks what `ask` prints, not how the confidence is calibrated.
+    monkeypatch.setenv("QA_MIN_CONFIDENCE", "0")
+    code, out, err = run(capsys, "ask", "Who is Paul Knierim?", "--index", index_dir)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith('[1] "Paul Knierim, deputy chief of operations at the Drug Enforcement Administration')
+    assert lines[1].strip().startswith(f'{SEED_NAME} § "Fentanyl\'s spread in the U.S.", paragraph 10, line 11, chars ')
+
+
+def test_ask_abstains_below_the_configured_threshold(
+    capsys: Captured, index_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QA_MIN_CONFIDENCE", "1.5")  # no confidence reaches it
+    code, out, err = run(capsys, "ask", "Who is Paul Knierim?", "--index", index_dir)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[:2] == ["Not found in the sources.", "Closest passages:"]
+    assert lines[2].startswith('  - "Paul Knierim')
+    assert SEED_NAME in lines[3]
+
+
+def test_ask_json_is_valid_and_cites(capsys: Captured, index_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QA_MIN_CONFIDENCE", "0")
+    code, out, err = run(capsys, "ask", "Who is Paul Knierim?", "--index", index_dir, "--json", "--k", "2")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["answered"] is True and data["question"] == "Who is Paul Knierim?"
+    assert data["quotes"] and all(SEED_NAME in quote["citation"] for quote in data["quotes"])
+    source_text = (SEEDS / SEED_NAME).read_text(encoding="utf-8")
+    for quote in data["quotes"]:
+        assert source_text[quote["start"] : quote["end"]] == quote["text"]
+    assert "Knierim" in data["quotes"][0]["text"]
+    assert 1 <= len(data["quotes"]) + len(data["related"]) <= 2
+
+
+def test_info_reports_model_and_staleness(capsys: Captured, index_dir: str, seeds_copy: Path) -> None:
+    code, out, err = run(capsys, "info", "--index", index_dir, "--seeds", str(seeds_copy))
+    assert code == 0, err
+    assert re.search(r"^model:\s+all-MiniLM-L6-v2 \(384d, weights sha256 [0-9a-f]{12}\)$", out, re.MULTILINE)
+    assert re.search(rf"^  {re.escape(SEED_NAME)}: \d+ paragraphs, \d+ sentences$", out, re.MULTILINE)
+    assert re.search(r"^stale:\s+no\b", out, re.MULTILINE)
+    assert "stale:     yes" not in out
+
+    with (seeds_copy / SEED_NAME).open("a", encoding="utf-8") as handle:
+        handle.write("A late addition to the record.\n")
+    code, out, err = run(capsys, "info", "--index", index_dir, "--seeds", str(seeds_copy))
+    assert code == 0, err
+    assert re.search(rf"^stale:\s+yes\b.*changed: {re.escape(SEED_NAME)}", out, re.MULTILINE)
+    assert "python -m qa build" in out
+
+
+@pytest.mark.parametrize("command", ["ask", "info"])
+def test_missing_index_is_a_one_line_error(capsys: Captured, tmp_path: Path, command: str) -> None:
+    argv = ["ask", "Who is Paul Knierim?"] if command == "ask" else ["info"]
+    code, out, err = run(capsys, *argv, "--index", str(tmp_path / "no-index"))
+    assert code == 1 and out == ""
+    assert_one_line_error(err, "python -m qa build")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["ask", ""], "the question is empty"),
+        (["ask", "   "], "the question is empty"),
+        (["ask", "Who is Paul Knierim?", "--k", "0"], "--k must be at least 1"),
+        (["ask", "Who is Paul Knierim?", "--k", "-3"], "--k must be at least 1"),
+    ],
+)
+def test_bad_ask_is_a_one_line_error(capsys: Captured, index_dir: str, argv: list[str], message: str) -> None:
+    code, out, err = run(capsys, *argv, "--index", index_dir)
+    assert code == 1 and out == ""
+    assert_one_line_error(err, message)
+
+
+def test_bad_min_confidence_setting_is_a_one_line_error(
+    capsys: Captured, index_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QA_MIN_CONFIDENCE", "high")
+    code, _, err = run(capsys, "info", "--index", index_dir)
+    assert code == 1
+    assert_one_line_error(err, "QA_MIN_CONFIDENCE")
+
+
+def test_python_m_qa_ask_end_to_end(index_dir: str) -> None:
+    """The one real subprocess: entry point, offline model load, printing."""
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("QA_")}
+    environment["HF_HUB_OFFLINE"] = "1"
+    result = subprocess.run(
+        [sys.executable, "-m", "qa", "ask", "Who chairs the Senate Judiciary Committee?", "--index", index_dir],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Grassley" in result.stdout
+    assert SEED_NAME in result.stdout and "paragraph" in result.stdout
+    assert "Traceback" not in result.stderr

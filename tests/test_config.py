@@ -1,0 +1,33 @@
+"""Settings from QA_* variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qa.config import DEFAULT_MIN_CONFIDENCE, Settings
+
+
+def test_defaults_without_variables() -> None:
+    settings = Settings.from_env({})
+    assert settings == Settings()
+    assert (settings.seeds_dir, settings.index_dir, settings.model) == (Path("seeds"), Path("index"), None)
+    assert settings.min_confidence == DEFAULT_MIN_CONFIDENCE
+
+
+def test_variables_override_defaults() -> None:
+    settings = Settings.from_env(
+        {"QA_SEEDS": "/data/seeds", "QA_INDEX": "/data/index", "QA_MODEL": "/models/mini", "QA_MIN_CONFIDENCE": "0.25"}
+    )
+    assert settings.seeds_dir == Path("/data/seeds") and settings.index_dir == Path("/data/index")
+    assert settings.model == "/models/mini" and settings.min_confidence == 0.25
+
+
+def test_empty_variables_are_ignored() -> None:
+    assert Settings.from_env({"QA_SEEDS": "", "QA_MIN_CONFIDENCE": ""}) == Settings()
+
+
+def test_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QA_INDEX", "elsewhere")
+    assert Settings.from_env().index_dir == Path("elsewhere")
