@@ -10,8 +10,10 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
+from qa import build as _build
 from qa import index as _index
 from qa.answer import answer_question
+from qa.build import BuildReport, Progress
 from qa.config import Settings
 from qa.embed import Encoder
 from qa.errors import (
@@ -24,7 +26,7 @@ from qa.errors import (
     SeedsError,
     SettingsError,
 )
-from qa.index import BuildReport, Index, Progress
+from qa.index import Index
 from qa.retrieve import search
 from qa.schema import Answer, Hit, Passage, Quote, Sentence
 
@@ -81,7 +83,7 @@ def build_index(
         SeedsError: the folder is missing or has nothing to index.
     """
     settings = Settings.from_env()
-    return _index.build_index(Path(seeds_dir), Path(index_dir), _encoder(settings), full, progress)
+    return _build.build_index(Path(seeds_dir), Path(index_dir), _encoder(settings), full, progress)
 
 
 def load_index(index_dir: str | Path = "index") -> Index:
@@ -109,7 +111,7 @@ def default_index() -> Index:
             if not settings.seeds_dir.is_dir():
                 raise
             logger.info("no index at %s; building it from %s", settings.index_dir, settings.seeds_dir)
-            _default[key] = _index.build_index(settings.seeds_dir, settings.index_dir, _encoder(settings))
+            _default[key] = _build.build_index(settings.seeds_dir, settings.index_dir, _encoder(settings))
             return _default[key]
         if cached is None or cached.path != live:
             _default[key] = _index.load_index(settings.index_dir, _encoder(settings))

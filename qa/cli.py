@@ -88,8 +88,8 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _info(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.index import load_index
     import qa
+    from qa.index import load_index
 
     index = load_index(settings.index_dir, qa.get_encoder(settings.model, settings.batch_size))
     manifest = index.manifest

@@ -70,7 +70,7 @@ def encoder() -> Encoder:
 @pytest.fixture(scope="session")
 def seed_index(encoder: Encoder, tmp_path_factory: pytest.TempPathFactory) -> Index:
     """The real seed folder, indexed once per session into a temporary folder."""
-    return qa.index.build_index(SEEDS, tmp_path_factory.mktemp("index"), encoder)
+    return qa.build.build_index(SEEDS, tmp_path_factory.mktemp("index"), encoder)
 
 
 @pytest.fixture

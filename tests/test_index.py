@@ -16,7 +16,8 @@ import qa.index
 from conftest import SEED_NAME
 from qa.embed import Encoder, ModelFingerprint
 from qa.errors import IndexCorruptError, IndexMissingError, ModelMismatchError, QAError, SeedsError
-from qa.index import Index, build_index, load_index
+from qa.build import build_index
+from qa.index import Index, load_index
 from qa.ingest import read_sources, split_document
 from qa.store import vector_key
 
@@ -288,7 +289,7 @@ def test_failed_build_keeps_the_previous_index_live(
         assert path.parent.name.startswith(".tmp-") and (path.parent / "sentences.jsonl").is_file()
         raise OSError("disk full")
 
-    monkeypatch.setattr(qa.index.FaissStore, "save", fail_after_the_temporary_folder_exists)
+    monkeypatch.setattr(qa.build.FaissStore, "save", fail_after_the_temporary_folder_exists)
     with pytest.raises(OSError, match="disk full"):
         build_index(seeds_dir, index_dir, encoder)
     monkeypatch.undo()

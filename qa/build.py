@@ -1,0 +1,246 @@
+"""Build the index: incremental (only new and changed sources are embedded), atomic, locked.
+
+A build writes a new folder beside the live one and then replaces CURRENT in one
+rename, so a reader sees either the old build or the new one, never a mix, and a
+failed or killed build leaves the old one live (see qa/index.py for the layout).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qa.embed import Encoder
+from qa.errors import IndexMissingError, QAError, SeedsError
+from qa.index import (
+    DATA_FILES,
+    MANIFEST,
+    POINTER,
+    SCHEMA_VERSION,
+    STORES,
+    Index,
+    load_index,
+    record_keys,
+    sha256_file,
+)
+from qa.ingest import SkippedFile, read_sources, split_document, word_windows
+from qa.schema import Sentence, Window, content_id
+from qa.store import FaissStore
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class BuildReport:
+    """What a build did, per source."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+    embedded_sentences: int = 0
+    embedded_passages: int = 0
+    full: bool = False
+
+
+def _write_jsonl(path: Path, records: list[Any]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+@contextmanager
+def _build_lock(index_dir: Path) -> Iterator[None]:
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with (index_dir / ".lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise QAError(f"another build is running on {index_dir}; wait for it to finish") from error
+        yield
+
+
+def _previous_index(index_dir: Path, encoder: Encoder) -> Index | None:
+    """The live index to reuse vectors from, or None when it cannot be reused."""
+    try:
+        return load_index(index_dir, encoder)
+    except IndexMissingError:
+        return None
+    except QAError as error:
+        logger.warning("rebuilding everything: %s", error)
+        return None
+
+
+def _live_name(index_dir: Path) -> set[str]:
+    """The live build's folder name, if CURRENT names one: never to be deleted by a build."""
+    try:
+        return {(index_dir / POINTER).read_text(encoding="utf-8").strip()}
+    except OSError:
+        return set()
+
+
+def _remove_leftovers(index_dir: Path, keep: set[str]) -> None:
+    """Delete unfinished builds and superseded ones, keeping the names in `keep`."""
+    for entry in index_dir.iterdir():
+        if entry.name in keep or not entry.name.startswith((".tmp-", "build-")):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def build_index(
+    seeds_dir: Path, index_dir: Path, encoder: Encoder, full: bool = False, progress: Progress | None = None
+) -> Index:
+    """Index every readable seed; re-embed only sources that are new or changed unless `full`.
+
+    The new build replaces the live one atomically; on any failure the live one stays.
+    """
+    with _build_lock(index_dir):
+        readable, skipped = read_sources(seeds_dir)
+        if not readable:
+            raise SeedsError(f"nothing to index in {seeds_dir}: add .txt or .md files")
+        live = _live_name(index_dir)
+        _remove_leftovers(index_dir, keep=live)
+        previous = None if full else _previous_index(index_dir, encoder)
+        report = BuildReport(skipped=skipped, full=previous is None)
+        old_sources = previous.sources if previous else {}
+        unchanged, new_docs = set(), []
+        for source_file in readable:
+            old = old_sources.get(source_file.source)
+            if old is not None and old["sha256"] == source_file.sha256:
+                report.unchanged.append(source_file.source)
+                unchanged.add(source_file.source)
+            else:
+                (report.changed if old else report.added).append(source_file.source)
+                new_docs.append(split_document(source_file))
+        report.removed = sorted(set(old_sources) - {f.source for f in readable})
+
+        records = _reused_records(previous, unchanged)
+        stores = _reused_stores(previous, records, encoder.fingerprint.dimension)
+        new_records = {
+            "sentences": [s for doc in new_docs for s in doc.sentences],
+            "passages": [p for doc in new_docs for p in doc.passages],
+        }
+        new_records["windows"] = [w for s in new_records["sentences"] for w in sentence_windows(s)]
+        texts = {
+            "sentences": [s.text for s in new_records["sentences"]],
+            "passages": [p.text for p in new_records["passages"]],
+            "windows": [_window_text(w, s) for s in new_records["sentences"] for w in sentence_windows(s)],
+        }
+        vectors = encoder.encode([text for name in STORES for text in texts[name]], progress)
+        offset = 0
+        for name in STORES:
+            count = len(new_records[name])
+            stores[name].add(record_keys(new_records[name]), vectors[offset : offset + count])
+            records[name] += new_records[name]
+            offset += count
+        report.embedded_sentences = len(new_records["sentences"])
+        report.embedded_passages = len(new_records["passages"])
+
+        manifest = _manifest(encoder, {f.source: f.sha256 for f in readable}, records)
+        build = _write_build(index_dir, manifest, records, stores)
+        _remove_leftovers(index_dir, keep={build.name} | live)
+        index = Index(build, manifest, encoder, records["sentences"], records["passages"], records["windows"], stores)
+        index.report = report
+        return index
+
+
+def sentence_windows(sentence: Sentence) -> list[Window]:
+    """The windows of a long sentence, with ids from the sentence id and their position."""
+    return [
+        Window(content_id("window", sentence.id, str(number)), sentence.id, sentence.start + start, sentence.start + end)
+        for number, (start, end) in enumerate(word_windows(sentence.text, 0, len(sentence.text)))
+    ]
+
+
+def _window_text(window: Window, sentence: Sentence) -> str:
+    return sentence.text[window.start - sentence.start : window.end - sentence.start]
+
+
+def _reused_records(previous: Index | None, sources: set[str]) -> dict[str, list[Any]]:
+    """The previous build's records of the given (unchanged) sources."""
+    if previous is None:
+        return {name: [] for name in STORES}
+    sentences = [s for s in previous.sentences if s.source in sources]
+    kept = {s.id for s in sentences}
+    return {
+        "sentences": sentences,
+        "passages": [p for p in previous.passages if p.source in sources],
+        "windows": [w for w in previous.windows if w.sentence_id in kept],
+    }
+
+
+def _reused_stores(previous: Index | None, records: dict[str, list[Any]], dimension: int) -> dict[str, FaissStore]:
+    """Fresh stores holding the reused records' vectors, copied from the previous build."""
+    stores = {name: FaissStore(dimension) for name in STORES}
+    if previous is not None:
+        for name in STORES:
+            keys = record_keys(records[name])
+            stores[name].add(keys, previous.stores[name].vectors(keys))
+    return stores
+
+
+def _manifest(encoder: Encoder, hashes: dict[str, str], records: dict[str, list[Any]]) -> dict[str, Any]:
+    per_source = {name: {"sha256": hashes[name], "passages": 0, "sentences": 0} for name in sorted(hashes)}
+    for kind in ("passages", "sentences"):
+        for record in records[kind]:
+            per_source[record.source][kind] += 1
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": encoder.fingerprint.to_dict(),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "counts": {
+            "sources": len(hashes),
+            "passages": len(records["passages"]),
+            "sentences": len(records["sentences"]),
+            "windows": len(records["windows"]),
+        },
+        "sources": per_source,
+    }
+
+
+def _write_build(
+    index_dir: Path, manifest: dict[str, Any], records: dict[str, list[Any]], stores: dict[str, FaissStore]
+) -> Path:
+    """Write a complete build beside the live one, then point CURRENT at it."""
+    token = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
+    temporary = index_dir / f".tmp-{token}"
+    temporary.mkdir()
+    for name in STORES:
+        _write_jsonl(temporary / f"{name}.jsonl", records[name])
+        stores[name].save(temporary / f"{name}.faiss")
+    manifest["files"] = {name: sha256_file(temporary / name) for name in DATA_FILES}
+    (temporary / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    for name in (*DATA_FILES, MANIFEST):
+        _fsync(temporary / name)
+    build = index_dir / f"build-{token}"
+    temporary.rename(build)
+    pointer_tmp = index_dir / f".tmp-{token}.pointer"
+    pointer_tmp.write_text(build.name + "\n", encoding="utf-8")
+    _fsync(pointer_tmp)
+    os.replace(pointer_tmp, index_dir / POINTER)
+    _fsync(index_dir)
+    return build
