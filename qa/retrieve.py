@@ -250,10 +250,9 @@ def encode_question(index: Index, question: object) -> tuple[np.ndarray, list[st
 def _hits(index: Index, found: Candidates, scores: np.ndarray, weights: FusionWeights, k: int) -> list[Hit]:
     dense_rank, lexical_rank = _ranks(found.dense_ranking), _ranks(found.lexical_ranking)
     passage_scores = weights.dense_passage * found.passage_dense + weights.lexical_passage * found.passage_lexical
-    passage_best = {}
-    for passage, score in zip(found.passage_rows.tolist(), passage_scores.tolist()):
-        passage_best[passage] = score
-    passage_rank = _ranks(np.asarray(sorted(passage_best, key=lambda p: -passage_best[p])))
+    # Every sentence of a paragraph carries that paragraph's score.
+    passage_score = dict(zip(found.passage_rows.tolist(), passage_scores.tolist()))
+    passage_rank = _ranks(np.asarray(sorted(passage_score, key=lambda p: -passage_score[p])))
     hits = []
     for position in np.argsort(-scores, kind="stable")[:k]:
         row, passage_row = int(found.rows[position]), int(found.passage_rows[position])
