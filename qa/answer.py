@@ -80,5 +80,6 @@ def format_text(answer: Answer) -> str:
             for hit in answer.related:
                 lines.append(f'  - "{hit.text}"')
                 lines.append(f"    {hit.citation}  (score {hit.score:.3f})")
+    lines.append(f"Confidence that the sources answer this: {answer.confidence:.2f}")
     lines.extend(f"Note: {note}" for note in answer.notes)
     return "\n".join(lines)

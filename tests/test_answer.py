@@ -248,6 +248,7 @@ def test_format_text_answered() -> None:
     assert lines[0] == '[1] "Alpha one."'
     assert lines[1].strip().startswith(quote.citation)
     assert "Delta four." not in text  # related hits are not shown beside an answer
+    assert lines[-2] == "Confidence that the sources answer this: 0.90"
     assert lines[-1] == "Note: shortened"
 
 
@@ -260,3 +261,4 @@ def test_format_text_not_found_lists_closest_passages() -> None:
     assert lines[2] == '  - "Beta two."'
     assert lines[3].strip().startswith(related[0].citation)
     assert '  - "Delta four."' in lines
+    assert lines[-1] == "Confidence that the sources answer this: 0.10"
