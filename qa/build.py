@@ -30,6 +30,7 @@ from qa.index import (
     STORES,
     Index,
     load_index,
+    read_manifest,
     record_keys,
     sha256_file,
 )
@@ -92,6 +93,16 @@ def _previous_index(index_dir: Path, encoder: Encoder) -> Index | None:
         return None
 
 
+def _live_sources(index_dir: Path) -> dict[str, Any]:
+    """Sources of the live build as its manifest lists them, to report what changed since."""
+    try:
+        manifest = read_manifest(index_dir)
+    except QAError:
+        return {}
+    sources = manifest.get("sources") if isinstance(manifest, dict) else None
+    return sources if isinstance(sources, dict) else {}
+
+
 def _live_name(index_dir: Path) -> set[str]:
     """The live build's folder name, if CURRENT names one: never to be deleted by a build."""
     try:
@@ -126,15 +137,15 @@ def build_index(
         _remove_leftovers(index_dir, keep=live)
         previous = None if full else _previous_index(index_dir, encoder)
         report = BuildReport(skipped=skipped, full=previous is None)
-        old_sources = previous.sources if previous else {}
+        old_sources = _live_sources(index_dir)
         unchanged, new_docs = set(), []
         for source_file in readable:
             old = old_sources.get(source_file.source)
-            if old is not None and old["sha256"] == source_file.sha256:
-                report.unchanged.append(source_file.source)
+            same = old is not None and old.get("sha256") == source_file.sha256
+            (report.unchanged if same else report.changed if old else report.added).append(source_file.source)
+            if same and previous is not None:
                 unchanged.add(source_file.source)
             else:
-                (report.changed if old else report.added).append(source_file.source)
                 new_docs.append(split_document(source_file))
         report.removed = sorted(set(old_sources) - {f.source for f in readable})
 

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Bump when ingest or the stored records change: an index of another version
+# is then rebuilt in full rather than mixed with records split differently.
 SCHEMA_VERSION = 1
 POINTER = "CURRENT"
 MANIFEST = "manifest.json"
