@@ -108,13 +108,18 @@ def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def heading_title(line: str) -> str | None:
-    """The section title if this line is a heading, else None."""
+def markdown_title(line: str) -> str | None:
+    """The title of a markdown `#` heading line, else None."""
     markdown = _MARKDOWN_HEADING.match(line)
-    if markdown:
-        title = markdown.group("title")
-        start, end = trim_span(title, 0, len(title))
-        return title[start:end] or None
+    if not markdown:
+        return None
+    title = markdown.group("title")
+    start, end = trim_span(title, 0, len(title))
+    return title[start:end] or None
+
+
+def short_line_title(line: str) -> str | None:
+    """The line itself if it could be a plain-text heading: short, capitalised, not ending a sentence."""
     start, end = trim_span(line, 0, len(line))
     stripped = line[start:end]
     if not stripped or len(stripped) > _MAX_HEADING_CHARS:
@@ -124,6 +129,28 @@ def heading_title(line: str) -> str | None:
     if _SENTENCE_END.search(stripped) and not _ACRONYM_END.search(stripped):
         return None
     return stripped
+
+
+def heading_lines(lines: list[tuple[int, str]]) -> dict[int, str]:
+    """Which of the non-blank (line number, line) pairs are headings, with their titles.
+
+    A heading needs content after it, so the last line is never one. A short
+    line is a heading only when it stands alone, with ordinary content after
+    it and no other short line before it: a run of short lines (a list of
+    names, an address, verse) stays content and is never lost.
+    """
+    headings = {}
+    for position, (number, line) in enumerate(lines[:-1]):
+        title = markdown_title(line)
+        following = lines[position + 1][1]
+        before = lines[position - 1][1] if position else None
+        alone = before is None or markdown_title(before) is not None or short_line_title(before) is None
+        ordinary_after = markdown_title(following) is None and short_line_title(following) is None
+        if title is None and alone and ordinary_after:
+            title = short_line_title(line)
+        if title is not None:
+            headings[number] = title
+    return headings
 
 
 def sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -187,17 +214,18 @@ def split_document(source_file: SourceFile) -> Document:
     seen: Counter[tuple[str, str]] = Counter()
     section: str | None = None
     line_spans = _line_spans(text)
-    # A heading must have content after it; a lone short last line is content.
-    last_content_line = max(
-        number for number, span in enumerate(line_spans, start=1) if trim_span(text, *span)[0] < span[1]
-    )
+    non_blank = [
+        (number, text[start:end])
+        for number, (start, end) in enumerate(line_spans, start=1)
+        if trim_span(text, start, end)[0] < end
+    ]
+    headings = heading_lines(non_blank)
     for line_number, (line_start, line_end) in enumerate(line_spans, start=1):
         start, end = trim_span(text, line_start, line_end)
         if start == end:
             continue
-        title = heading_title(text[line_start:line_end])
-        if title is not None and line_number < last_content_line:
-            section = title
+        if line_number in headings:
+            section = headings[line_number]
             continue
         passage_text = text[start:end]
         seen["passage", passage_text] += 1

@@ -106,6 +106,26 @@ def test_short_last_line_is_content_not_a_heading(tmp_path: Path) -> None:
     assert document.sentences[-1].text == "Thank you all"
 
 
+def test_a_run_of_short_lines_stays_content(tmp_path: Path) -> None:
+    text = "Witnesses\nDerek Scissors\nPaul Knierim\nKirsten Madison\nEach spoke for five minutes.\n"
+    document, _ = write_and_split(tmp_path, "doc.txt", text)
+    assert [(p.text, p.section) for p in document.passages] == [
+        ("Witnesses", None),
+        ("Derek Scissors", None),
+        ("Paul Knierim", None),
+        ("Kirsten Madison", None),
+        ("Each spoke for five minutes.", None),
+    ]
+
+
+def test_markdown_heading_before_a_short_line_is_still_a_heading(tmp_path: Path) -> None:
+    document, _ = write_and_split(tmp_path, "doc.md", "# Witnesses\nDerek Scissors\nPaul Knierim\n")
+    assert [(p.text, p.section) for p in document.passages] == [
+        ("Derek Scissors", "Witnesses"),
+        ("Paul Knierim", "Witnesses"),
+    ]
+
+
 def test_short_line_ending_like_a_sentence_is_content(tmp_path: Path) -> None:
     document, _ = write_and_split(tmp_path, "doc.txt", "He agreed.\nThe vote passed.\n")
     assert [(p.text, p.section) for p in document.passages] == [("He agreed.", None), ("The vote passed.", None)]
