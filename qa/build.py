@@ -54,6 +54,7 @@ class BuildReport:
     skipped: list[SkippedFile] = field(default_factory=list)
     embedded_sentences: int = 0
     embedded_passages: int = 0
+    embedded_windows: int = 0
     full: bool = False
 
 
@@ -170,6 +171,7 @@ def build_index(
             offset += count
         report.embedded_sentences = len(new_records["sentences"])
         report.embedded_passages = len(new_records["passages"])
+        report.embedded_windows = len(new_records["windows"])
 
         manifest = _manifest(encoder, {f.source: f.sha256 for f in readable}, records)
         build = _write_build(index_dir, manifest, records, stores)

@@ -67,7 +67,8 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
         f"{'full' if report.full else 'incremental'} build of {index.path.parent}: "
         f"{len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} removed, "
         f"{len(report.unchanged)} unchanged, {len(report.skipped)} skipped; "
-        f"embedded {report.embedded_sentences} sentences and {report.embedded_passages} paragraphs; "
+        f"embedded {report.embedded_sentences} sentences, {report.embedded_passages} paragraphs and "
+        f"{report.embedded_windows} windows of long sentences; "
         f"index holds {counts['sources']} documents, {counts['sentences']} sentences"
     )
     return 0

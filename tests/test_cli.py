@@ -49,7 +49,7 @@ def test_build_prints_a_summary_and_rebuild_is_incremental(capsys: Captured, see
     assert code == 0, err
     assert out.startswith("incremental build of ")
     assert "0 added, 0 changed, 0 removed, 1 unchanged, 0 skipped" in out
-    assert "embedded 0 sentences and 0 paragraphs" in out
+    assert "embedded 0 sentences, 0 paragraphs and 0 windows" in out
 
 
 def test_build_lists_skipped_files_on_stderr(capsys: Captured, seeds_copy: Path, tmp_path: Path) -> None:
