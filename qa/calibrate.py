@@ -27,10 +27,8 @@ import numpy as np
 
 from qa.index import Index
 from qa.retrieve import (
-    CONFIDENCE_COVERAGE,
-    CONFIDENCE_DENSE,
-    CONFIDENCE_INTERCEPT,
     Candidates,
+    ConfidenceModel,
     FusionWeights,
     confidence_features,
     encode_question,
@@ -163,28 +161,27 @@ def confidence_data(index: Index, samples: list[Sample], weights: FusionWeights)
     """Features and labels: answered-correctly tops (1) and own-article-hidden tops (0)."""
     features, labels = [], []
     for sample in samples:
-        top = int(np.argmax(fused_scores(sample.found, weights)))
-        if sample.relevant[top]:
-            features.append(confidence_features(index, sample.found, sample.tokens, top))
+        scores = fused_scores(sample.found, weights)
+        if sample.relevant[int(np.argmax(scores))]:
+            features.append(confidence_features(index, sample.found, sample.tokens, scores))
             labels.append(1)
-        hidden_top = int(np.argmax(fused_scores(sample.hidden, weights)))
-        features.append(confidence_features(index, sample.hidden, sample.tokens, hidden_top))
+        assert sample.hidden is not None, "confidence needs samples collected with hide_own=True"
+        features.append(confidence_features(index, sample.hidden, sample.tokens, fused_scores(sample.hidden, weights)))
         labels.append(0)
     return np.asarray(features), np.asarray(labels)
 
 
-def fit_confidence(features: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
-    """(intercept, dense weight, coverage weight) of a class-balanced logistic regression."""
+def fit_confidence(features: np.ndarray, labels: np.ndarray) -> ConfidenceModel:
+    """A class-balanced logistic regression on the confidence features."""
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(class_weight="balanced").fit(features, labels)
-    return float(model.intercept_[0]), float(model.coef_[0][0]), float(model.coef_[0][1])
+    fitted = LogisticRegression(class_weight="balanced").fit(features, labels)
+    return ConfidenceModel(round(float(fitted.intercept_[0]), 3), *(round(float(c), 3) for c in fitted.coef_[0]))
 
 
-def abstention_rates(features: np.ndarray, labels: np.ndarray, coefficients: tuple[float, float, float]) -> dict[str, float]:
-    intercept, dense, coverage = coefficients
-    probability = 1 / (1 + np.exp(-(intercept + dense * features[:, 0] + coverage * features[:, 1])))
-    abstained = probability < 0.5
+def abstention_rates(features: np.ndarray, labels: np.ndarray, model: ConfidenceModel) -> dict[str, float]:
+    """How often the model abstains (P < 0.5) on unanswerable and on answerable questions."""
+    abstained = model.probability(features) < 0.5
     return {
         "abstained_when_unanswerable": float(abstained[labels == 0].mean()),
         "abstained_when_answerable": float(abstained[labels == 1].mean()),
@@ -218,11 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     fusions = {"fused (fitted)": weights, "fused (in code)": FusionWeights()}
     print_table("SQuAD fitting split, even articles", evaluate(fit_samples, fusions), len(fit_samples))
     print_table("SQuAD held-out split, odd articles", evaluate(test_samples, fusions), len(test_samples))
-    coefficients = fit_confidence(*confidence_data(index, fit_samples, weights))
-    print("confidence: intercept %.3f, dense %.3f, coverage %.3f" % coefficients)
-    current = (CONFIDENCE_INTERCEPT, CONFIDENCE_DENSE, CONFIDENCE_COVERAGE)
-    for name, values in (("fitted", coefficients), ("in code", current)):
-        rates = abstention_rates(*confidence_data(index, test_samples, weights), values)
+    fitted = fit_confidence(*confidence_data(index, fit_samples, weights))
+    print(f"confidence fitted on the fitting split: {fitted}")
+    for name, model in (("fitted", fitted), ("in code", ConfidenceModel())):
+        rates = abstention_rates(*confidence_data(index, test_samples, weights), model)
         print(f"held-out abstention with {name} confidence: " + "  ".join(f"{k} {v:.3f}" for k, v in rates.items()))
     if args.dev:
         dev_index = qa.build_index(args.seeds, args.work / "dev-index")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -47,12 +46,25 @@ class FusionWeights:
     dense_window: float = 0.15
 
 
-# Logistic model of P(the top sentence answers the question), from its best
-# sentence-or-window cosine and the share of the question's IDF weight its
-# paragraph covers. Fitted by `python -m qa.calibrate` on SQuAD dev (README).
-CONFIDENCE_INTERCEPT = -9.267
-CONFIDENCE_DENSE = 9.161
-CONFIDENCE_COVERAGE = 7.076
+@dataclass(frozen=True)
+class ConfidenceModel:
+    """Logistic model of P(the top sentence answers the question).
+
+    Its features are the top sentence's best sentence-or-window cosine, the
+    share of the question's IDF weight its paragraph covers, and its fused
+    score. The coefficients are fitted by `python -m qa.calibrate` on SQuAD dev
+    (README, "Retrieval and answering"); refit them whenever FusionWeights change.
+    """
+
+    intercept: float = -10.491
+    window_cosine: float = 6.282
+    paragraph_coverage: float = 5.427
+    fused_score: float = 7.119
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """P(answered) for rows of (window cosine, paragraph coverage, fused score)."""
+        weights = np.asarray([self.window_cosine, self.paragraph_coverage, self.fused_score])
+        return 1.0 / (1.0 + np.exp(-(self.intercept + np.asarray(features, dtype=np.float64) @ weights)))
 
 
 @dataclass
@@ -123,16 +135,19 @@ def fuse(
     )
 
 
-def confidence_features(index: Index, found: Candidates, tokens: list[str], position: int) -> tuple[float, float]:
-    """The candidate's best sentence-or-window cosine and the share of the question's IDF weight its paragraph covers."""
-    paragraph_tokens = index.passage_lexical.token_sets[int(found.passage_rows[position])]
-    return float(found.dense_window[position]), index.sentence_lexical.coverage(tokens, paragraph_tokens)
+def confidence_features(
+    index: Index, found: Candidates, tokens: list[str], scores: np.ndarray
+) -> tuple[float, float, float]:
+    """The top candidate's window cosine, its paragraph's IDF coverage of the question, its fused score."""
+    top = int(np.argmax(scores))
+    paragraph_tokens = index.passage_lexical.token_sets[int(found.passage_rows[top])]
+    coverage = index.sentence_lexical.coverage(tokens, paragraph_tokens)
+    return float(found.dense_window[top]), coverage, float(scores[top])
 
 
-def confidence(top_cosine: float, coverage: float) -> float:
+def confidence(features: tuple[float, float, float], model: ConfidenceModel | None = None) -> float:
     """Calibrated probability that the top sentence answers the question."""
-    logit = CONFIDENCE_INTERCEPT + CONFIDENCE_DENSE * top_cosine + CONFIDENCE_COVERAGE * coverage
-    return 1.0 / (1.0 + math.exp(-logit))
+    return float((model or ConfidenceModel()).probability(np.asarray([features]))[0])
 
 
 def _ranks(rows: np.ndarray) -> dict[int, int]:
@@ -297,5 +312,5 @@ def search(
     found = gather_candidates(index, query, tokens, candidates)
     scores = fused_scores(found, weights)
     hits = _hits(index, found, scores, weights, k)
-    belief = confidence(*confidence_features(index, found, tokens, int(np.argmax(scores))))
+    belief = confidence(confidence_features(index, found, tokens, scores))
     return Retrieval(hits, belief, notes)

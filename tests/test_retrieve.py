@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 import qa
 from conftest import SEEDS
 from qa.index import Index
-from qa.retrieve import FusionWeights, confidence, fuse, max_normalize, prepare_question, top_rows
+from qa.retrieve import ConfidenceModel, FusionWeights, confidence, fuse, max_normalize, prepare_question, top_rows
 from qa.schema import Hit
 
 DevResults = dict[str, tuple[list[Hit], qa.Answer]]
@@ -164,12 +165,20 @@ def test_fuse_is_the_weighted_sum_of_its_signals() -> None:
     np.testing.assert_allclose(fuse(**signals, weights=mixed), expected)
 
 
-def test_confidence_is_a_probability_rising_with_both_features() -> None:
-    grid = [(cosine, coverage) for cosine in (0.0, 0.3, 0.6, 0.9) for coverage in (0.0, 0.5, 1.0)]
-    for cosine, coverage in grid:
-        value = confidence(cosine, coverage)
+def test_confidence_is_a_probability_rising_with_every_feature() -> None:
+    values = (0.0, 0.3, 0.6, 0.9)
+    for features in itertools.product(values, repeat=3):
+        value = confidence(features)
         assert 0.0 <= value <= 1.0
-        assert confidence(cosine + 0.1, coverage) >= value
-        assert confidence(cosine, coverage + 0.1) >= value
-    assert confidence(0.5, 0.5) < confidence(0.6, 0.5)
-    assert confidence(0.0, 0.0) < 0.5 < confidence(1.0, 1.0)
+        for position in range(3):
+            higher = tuple(f + 0.1 if number == position else f for number, f in enumerate(features))
+            assert confidence(higher) > value
+    assert confidence((0.0, 0.0, 0.0)) < 0.5 < confidence((1.0, 1.0, 1.0))
+
+
+def test_confidence_model_is_the_logistic_of_its_weighted_features() -> None:
+    model = ConfidenceModel(intercept=-1.0, window_cosine=2.0, paragraph_coverage=3.0, fused_score=4.0)
+    features = np.asarray([[0.5, 0.0, 0.0], [0.0, 0.0, 0.25], [0.1, 0.2, 0.3]])
+    logits = np.asarray([0.0, 0.0, -1.0 + 0.2 + 0.6 + 1.2])
+    np.testing.assert_allclose(model.probability(features), 1 / (1 + np.exp(-logits)))
+    assert confidence((0.5, 0.0, 0.0), model) == pytest.approx(0.5)
