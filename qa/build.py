@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.embed import Encoder
-from qa.errors import IndexMissingError, QAError, SeedsError
+from qa.errors import IndexMissingError, IndexWriteError, QAError, SeedsError
 from qa.index import (
     DATA_FILES,
     MANIFEST,
@@ -35,7 +35,7 @@ from qa.index import (
     sha256_file,
 )
 from qa.ingest import SkippedFile, read_sources, split_document, word_windows
-from qa.schema import Sentence, Window, content_id
+from qa.schema import Document, Sentence, Window, content_id
 from qa.store import FaissStore
 
 logger = logging.getLogger(__name__)
@@ -129,56 +129,83 @@ def build_index(
     """Index every readable seed; re-embed only sources that are new or changed unless `full`.
 
     The new build replaces the live one atomically; on any failure the live one stays.
+
+    Raises:
+        SeedsError: nothing in seeds_dir can be indexed.
+        IndexWriteError: the index folder cannot be written (read-only, disk full).
+        QAError: another build holds the lock.
     """
-    with _build_lock(index_dir):
-        readable, skipped = read_sources(seeds_dir)
-        if not readable:
-            raise SeedsError(f"nothing to index in {seeds_dir}: add .txt or .md files")
-        live = _live_name(index_dir)
-        _remove_leftovers(index_dir, keep=live)
-        previous = None if full else _previous_index(index_dir, encoder)
-        report = BuildReport(skipped=skipped, full=previous is None)
-        old_sources = _live_sources(index_dir)
-        unchanged, new_docs = set(), []
-        for source_file in readable:
-            old = old_sources.get(source_file.source)
-            same = old is not None and old.get("sha256") == source_file.sha256
-            (report.unchanged if same else report.changed if old else report.added).append(source_file.source)
-            if same and previous is not None:
-                unchanged.add(source_file.source)
-            else:
-                new_docs.append(split_document(source_file))
-        report.removed = sorted(set(old_sources) - {f.source for f in readable})
+    try:
+        with _build_lock(index_dir):
+            return _build_locked(seeds_dir, index_dir, encoder, full, progress)
+    except OSError as error:
+        raise IndexWriteError(
+            f"could not write the index in {index_dir} ({error.strerror or error}); the previous index is unchanged"
+        ) from error
 
-        records = _reused_records(previous, unchanged)
-        stores = _reused_stores(previous, records, encoder.fingerprint.dimension)
-        new_records = {
-            "sentences": [s for doc in new_docs for s in doc.sentences],
-            "passages": [p for doc in new_docs for p in doc.passages],
-        }
-        new_records["windows"] = [w for s in new_records["sentences"] for w in sentence_windows(s)]
-        texts = {
-            "sentences": [s.text for s in new_records["sentences"]],
-            "passages": [p.text for p in new_records["passages"]],
-            "windows": [_window_text(w, s) for s in new_records["sentences"] for w in sentence_windows(s)],
-        }
-        vectors = encoder.encode([text for name in STORES for text in texts[name]], progress)
-        offset = 0
-        for name in STORES:
-            count = len(new_records[name])
-            stores[name].add(record_keys(new_records[name]), vectors[offset : offset + count])
-            records[name] += new_records[name]
-            offset += count
-        report.embedded_sentences = len(new_records["sentences"])
-        report.embedded_passages = len(new_records["passages"])
-        report.embedded_windows = len(new_records["windows"])
 
-        manifest = _manifest(encoder, {f.source: f.sha256 for f in readable}, records)
-        build = _write_build(index_dir, manifest, records, stores)
-        _remove_leftovers(index_dir, keep={build.name} | live)
-        index = Index(build, manifest, encoder, records["sentences"], records["passages"], records["windows"], stores)
-        index.report = report
-        return index
+def _build_locked(
+    seeds_dir: Path, index_dir: Path, encoder: Encoder, full: bool, progress: Progress | None
+) -> Index:
+    readable, skipped = read_sources(seeds_dir)
+    if not readable:
+        raise SeedsError(f"nothing to index in {seeds_dir}: add .txt or .md files")
+    live = _live_name(index_dir)
+    _remove_leftovers(index_dir, keep=live)
+    previous = None if full else _previous_index(index_dir, encoder)
+    report = BuildReport(skipped=skipped, full=previous is None)
+    old_sources = _live_sources(index_dir)
+    unchanged, new_docs = set(), []
+    for source_file in readable:
+        old = old_sources.get(source_file.source)
+        same = old is not None and old.get("sha256") == source_file.sha256
+        (report.unchanged if same else report.changed if old else report.added).append(source_file.source)
+        if same and previous is not None:
+            unchanged.add(source_file.source)
+        else:
+            new_docs.append(split_document(source_file))
+    report.removed = sorted(set(old_sources) - {f.source for f in readable})
+
+    records = _reused_records(previous, unchanged)
+    stores = _reused_stores(previous, records, encoder.fingerprint.dimension)
+    new_records = _embed_documents(new_docs, encoder, stores, progress)
+    for name in STORES:
+        records[name] += new_records[name]
+    report.embedded_sentences = len(new_records["sentences"])
+    report.embedded_passages = len(new_records["passages"])
+    report.embedded_windows = len(new_records["windows"])
+
+    manifest = _manifest(encoder, {f.source: f.sha256 for f in readable}, records)
+    build = _write_build(index_dir, manifest, records, stores)
+    _remove_leftovers(index_dir, keep={build.name} | live)
+    index = Index(build, manifest, encoder, records["sentences"], records["passages"], records["windows"], stores)
+    index.report = report
+    return index
+
+
+def _embed_documents(
+    documents: list[Document], encoder: Encoder, stores: dict[str, FaissStore], progress: Progress | None
+) -> dict[str, list[Any]]:
+    """Embed the documents' sentences, passages and windows in one pass; add them to the stores."""
+    sentences = [s for doc in documents for s in doc.sentences]
+    windows = [(window, sentence) for sentence in sentences for window in sentence_windows(sentence)]
+    records: dict[str, list[Any]] = {
+        "sentences": sentences,
+        "passages": [p for doc in documents for p in doc.passages],
+        "windows": [window for window, _ in windows],
+    }
+    texts = {
+        "sentences": [s.text for s in sentences],
+        "passages": [p.text for p in records["passages"]],
+        "windows": [_window_text(window, sentence) for window, sentence in windows],
+    }
+    vectors = encoder.encode([text for name in STORES for text in texts[name]], progress)
+    offset = 0
+    for name in STORES:
+        count = len(records[name])
+        stores[name].add(record_keys(records[name]), vectors[offset : offset + count])
+        offset += count
+    return records
 
 
 def sentence_windows(sentence: Sentence) -> list[Window]:

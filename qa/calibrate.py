@@ -17,8 +17,8 @@ that still shares words and topic with the corpus.
 from __future__ import annotations
 
 import argparse
-import json
 import itertools
+import json
 import random
 from dataclasses import dataclass
 from pathlib import Path

@@ -19,6 +19,10 @@ class IndexCorruptError(QAError):
     """An index file is missing, unreadable or fails its checksum."""
 
 
+class IndexWriteError(QAError):
+    """The index folder could not be written; the previous index stays live."""
+
+
 class ModelMismatchError(QAError):
     """The index was built with a different embedding model than the one configured."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import pytest
 from conftest import REPO, SEED_NAME, SEEDS
 from qa.cli import main
 from qa.index import Index
+from qa.store import FaissStore
 
 Captured = pytest.CaptureFixture[str]
 
@@ -141,6 +143,18 @@ def test_bad_ask_is_a_one_line_error(capsys: Captured, index_dir: str, argv: lis
     code, out, err = run(capsys, *argv, "--index", index_dir)
     assert code == 1 and out == ""
     assert_one_line_error(err, message)
+
+
+def test_build_that_cannot_write_is_a_one_line_error(
+    capsys: Captured, seeds_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(self: object, path: Path) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(FaissStore, "save", disk_full)
+    code, _, err = run(capsys, "build", "--seeds", str(seeds_copy), "--index", str(tmp_path / "index"))
+    assert code == 1
+    assert_one_line_error(err, "No space left on device", "the previous index is unchanged")
 
 
 def test_bad_min_confidence_setting_is_a_one_line_error(

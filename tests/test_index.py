@@ -291,7 +291,7 @@ def test_failed_build_keeps_the_previous_index_live(
         raise OSError("disk full")
 
     monkeypatch.setattr(qa.build.FaissStore, "save", fail_after_the_temporary_folder_exists)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(qa.IndexWriteError, match=r"disk full\); the previous index is unchanged"):
         build_index(seeds_dir, index_dir, encoder)
     monkeypatch.undo()
 
