@@ -18,6 +18,7 @@ from qa.embed import Encoder, ModelFingerprint
 from qa.errors import IndexCorruptError, IndexMissingError, ModelMismatchError, QAError, SeedsError
 from qa.build import build_index
 from qa.index import Index, load_index
+from qa.ingest import WINDOW_WORDS
 from qa.ingest import read_sources, split_document
 from qa.store import vector_key
 
@@ -469,3 +470,12 @@ def test_stale_reports_added_changed_and_removed(built: tuple[Path, Path, Index]
         "changed": ["beta.txt"],
         "removed": ["alpha.txt"],
     }
+
+
+def test_windows_lie_inside_their_sentences(seed_index: Index) -> None:
+    sentences = {sentence.id: sentence for sentence in seed_index.sentences}
+    assert seed_index.windows and len(seed_index.window_store) == len(seed_index.windows)
+    for window in seed_index.windows:
+        sentence = sentences[window.sentence_id]
+        assert sentence.start <= window.start < window.end <= sentence.end
+        assert len(sentence.text.split()) > WINDOW_WORDS

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from conftest import SEED_NAME, SEEDS
 from qa.errors import SeedsError
-from qa.ingest import SkippedFile, read_sources, split_document
+from qa.ingest import WINDOW_STEP, WINDOW_WORDS, SkippedFile, read_sources, split_document, word_windows
 from qa.schema import Document, content_id
 
 # What a quote must never start or end with: str.isspace() whitespace and the BOM.
@@ -347,3 +347,23 @@ def test_nested_folders_use_forward_slash_relative_sources(tmp_path: Path) -> No
 def test_missing_seeds_folder_raises_seeds_error(tmp_path: Path) -> None:
     with pytest.raises(SeedsError, match="does not exist"):
         read_sources(tmp_path / "nowhere")
+
+
+# --- word windows of long sentences --------------------------------------------------
+
+
+def test_word_windows_are_overlapping_exact_slices() -> None:
+    words = [f"w{number}" for number in range(30)]
+    text = "  " + " ".join(words) + "."
+    spans = word_windows(text, 2, len(text))
+    window_words = [text[start:end].split() for start, end in spans]
+    assert window_words[0] == words[:WINDOW_WORDS]
+    assert all(len(chunk) == WINDOW_WORDS for chunk in window_words[:-1])
+    starts = [words.index(chunk[0].rstrip(".")) for chunk in window_words]
+    assert starts == list(range(0, len(words), WINDOW_STEP))[: len(spans)]
+    assert text[spans[-1][1] - 1] == "."  # the last window reaches the sentence end
+
+
+def test_short_sentences_have_no_windows() -> None:
+    text = " ".join(["word"] * WINDOW_WORDS)
+    assert word_windows(text, 0, len(text)) == []

@@ -20,6 +20,15 @@ def test_tokenize_lowercases_stems_and_drops_stopwords() -> None:
     assert "chemist" in tokens and "ship" in tokens and "drug" in tokens
 
 
+def test_irregular_forms_meet_their_lemma() -> None:
+    assert tokenize(["witnesses said", "witness says"]) == [["wit", "say"], ["wit", "say"]]
+    assert tokenize(["cartels bought"])[0] == tokenize(["cartel buys"])[0]
+
+
+def test_question_words_are_stopwords() -> None:
+    assert tokenize(["Who does Grassley lead, and which committee?"])[0] == ["grassley", "lead", "committe"]
+
+
 def test_scores_favour_the_texts_holding_the_rare_query_words() -> None:
     index = LexicalIndex(TEXTS)
     scores = index.scores(tokenize(["fentanyl mail"])[0])
