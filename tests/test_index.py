@@ -15,11 +15,10 @@ import pytest
 import qa.index
 from conftest import SEED_NAME
 from qa.embed import Encoder, ModelFingerprint
-from qa.errors import IndexCorruptError, IndexMissingError, ModelMismatchError, QAError, SeedsError
 from qa.build import build_index
+from qa.errors import IndexCorruptError, IndexMissingError, ModelMismatchError, QAError, SeedsError
 from qa.index import Index, load_index
-from qa.ingest import WINDOW_WORDS
-from qa.ingest import read_sources, split_document
+from qa.ingest import WINDOW_WORDS, read_sources, split_document
 from qa.store import vector_key
 
 DOCS = {
