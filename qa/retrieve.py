@@ -156,7 +156,7 @@ def _ranks(rows: np.ndarray) -> dict[int, int]:
 
 @dataclass
 class Candidates:
-    """Candidate sentences and their four signals, aligned by position."""
+    """Candidate sentences and every signal the fusion weighs, aligned by position."""
 
     rows: np.ndarray  # sentence rows
     passage_rows: np.ndarray  # each candidate's paragraph row
