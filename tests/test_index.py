@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +18,7 @@ import numpy as np
 import pytest
 
 import qa.index
-from conftest import SEED_NAME
+from conftest import REPO, SEED_NAME
 from qa.embed import Encoder, ModelFingerprint
 from qa.build import build_index
 from qa.errors import IndexCorruptError, IndexMissingError, ModelMismatchError, QAError, SeedsError
@@ -304,6 +309,43 @@ def test_failed_build_keeps_the_previous_index_live(
     assert index.report is not None and index.report.changed == ["beta.txt"]
     assert not [p for p in index_dir.iterdir() if p.name.startswith(".tmp-")]
     assert live_pointer(index_dir) != before_pointer
+
+
+def build_holds_the_lock(index_dir: Path) -> bool:
+    with (index_dir / ".lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def test_build_killed_with_sigkill_leaves_the_previous_index_live(
+    built: tuple[Path, Path, Index], encoder: Encoder
+) -> None:
+    seeds_dir, index_dir, _ = built
+    before_pointer = live_pointer(index_dir)
+    before_manifest = load_index(index_dir, encoder).manifest
+    write_docs(seeds_dir, {"beta.txt": "Beta mountain changed its name.\n"})
+    command = [sys.executable, "-m", "qa", "build", "--seeds", str(seeds_dir), "--index", str(index_dir), "--full"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not build_holds_the_lock(index_dir) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)  # inside the build: loading the model, embedding or writing
+        assert process.poll() is None, "the build ended before it could be killed"
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+    assert live_pointer(index_dir) == before_pointer
+    assert load_index(index_dir, encoder).manifest == before_manifest
+    index = build_index(seeds_dir, index_dir, encoder)
+    assert index.report is not None and index.report.changed == ["beta.txt"]
+    assert not [p for p in index_dir.iterdir() if p.name.startswith(".tmp-")]
 
 
 def test_failed_full_build_keeps_the_previous_index_live(
