@@ -8,7 +8,10 @@ from qa.schema import Answer, Hit, Quote
 
 # Besides the best sentence, quote the other top-k sentences only when their
 # fused score is this close to the best: a clearly weaker sentence is listed
-# as related instead of diluting the answer.
+# as related instead of diluting the answer. On SQuAD's held-out split (see
+# `python -m qa.calibrate`), 0.9 gives about a third of answers an extra quote,
+# and when the best sentence is wrong an extra quote holds the answer about
+# 4 times in 10; 0.95 halves that rescue, 0.85 floods answers with quotes.
 QUOTE_MARGIN = 0.9
 NOT_FOUND = "Not found in the sources."
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.answer import QUOTE_MARGIN
 from qa.index import Index
 from qa.retrieve import (
     Candidates,
@@ -188,6 +189,30 @@ def abstention_rates(features: np.ndarray, labels: np.ndarray, model: Confidence
     }
 
 
+def quote_margin_report(samples: list[Sample], margin: float, k: int = 3) -> dict[str, float]:
+    """What quoting the other top-k sentences within `margin` of the best one brings.
+
+    Returns the share of questions that get extra quotes, the share of extra
+    quotes that hold a gold answer, and how often one does when the best does not.
+    """
+    with_extra = extra = extra_right = best_wrong = rescued = 0
+    for sample in samples:
+        scores = fused_scores(sample.found, FusionWeights())
+        top = np.argsort(-scores, kind="stable")[:k]
+        chosen = [p for p in top[1:] if scores[p] >= margin * scores[top[0]]]
+        with_extra += bool(chosen)
+        extra += len(chosen)
+        extra_right += sum(bool(sample.relevant[p]) for p in chosen)
+        if not sample.relevant[top[0]]:
+            best_wrong += 1
+            rescued += any(bool(sample.relevant[p]) for p in chosen)
+    return {
+        "answers_with_extra_quotes": with_extra / max(len(samples), 1),
+        "extra_quotes_holding_an_answer": extra_right / max(extra, 1),
+        "answer_in_an_extra_quote_when_the_best_is_wrong": rescued / max(best_wrong, 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m qa.calibrate", description=__doc__.split("\n")[0])
     parser.add_argument("squad", type=Path, help="SQuAD v1.1 JSON file")
@@ -220,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, model in (("fitted", fitted), ("in code", ConfidenceModel())):
         rates = abstention_rates(*confidence_data(index, test_samples, weights), model)
         print(f"held-out abstention with {name} confidence: " + "  ".join(f"{k} {v:.3f}" for k, v in rates.items()))
+    for margin in (0.85, QUOTE_MARGIN, 0.95):
+        report = quote_margin_report(test_samples, margin)
+        print(f"held-out, quote margin {margin}: " + "  ".join(f"{k} {v:.3f}" for k, v in report.items()))
     if args.dev:
         dev_index = qa.build_index(args.seeds, args.work / "dev-index")
         dev = dev_questions(args.dev)
