@@ -111,21 +111,13 @@ class Index:
     def passage_keys(self) -> np.ndarray:
         return record_keys(self.passages)
 
-    @cached_property
-    def _sentence_sources(self) -> np.ndarray:
-        return np.asarray([s.source for s in self.sentences], dtype=object)
-
-    @cached_property
-    def _passage_sources(self) -> np.ndarray:
-        return np.asarray([p.source for p in self.passages], dtype=object)
-
     def source_mask(self, exclude_source: str | None = None) -> np.ndarray:
         """True for each sentence row outside `exclude_source`."""
-        return self._sentence_sources != exclude_source
+        return _mask([s.source for s in self.sentences], exclude_source)
 
     def passage_mask(self, exclude_source: str | None = None) -> np.ndarray:
         """True for each passage row outside `exclude_source`."""
-        return self._passage_sources != exclude_source
+        return _mask([p.source for p in self.passages], exclude_source)
 
     @cached_property
     def passage_row_by_key(self) -> dict[int, int]:
@@ -144,6 +136,14 @@ class Index:
             "changed": sorted(s for s in current if s in self.sources and self.sources[s]["sha256"] != current[s]),
             "removed": sorted(set(self.sources) - set(current)),
         }
+
+
+def _mask(sources: list[str], exclude_source: str | None) -> np.ndarray:
+    # Hiding a source happens only in calibration; a search hides nothing and
+    # gets an all-True mask without comparing every row.
+    if exclude_source is None:
+        return np.ones(len(sources), dtype=bool)
+    return np.asarray([source != exclude_source for source in sources], dtype=bool)
 
 
 def sha256_file(path: Path) -> str:

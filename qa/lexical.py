@@ -64,8 +64,15 @@ class LexicalIndex:
         frequency = self._document_frequency.get(token, 0)
         return math.log(1 + (self.size - frequency + 0.5) / (frequency + 0.5))
 
-    def coverage(self, query_tokens: list[str], present: frozenset[str] | set[str]) -> float:
-        """Share of the query's IDF weight whose terms are in `present` (0 to 1)."""
+    def coverages(self, query_tokens: list[str], token_sets: list[frozenset[str]]) -> np.ndarray:
+        """For each token set, the share of the query's IDF weight whose terms it holds (0 to 1)."""
         weights = {token: self.idf(token) for token in set(query_tokens)}
         total = sum(weights.values())
-        return sum(w for token, w in weights.items() if token in present) / total if total else 0.0
+        if not total:
+            return np.zeros(len(token_sets), dtype=np.float32)
+        shares = [sum(w for token, w in weights.items() if token in present) / total for present in token_sets]
+        return np.asarray(shares, dtype=np.float32)
+
+    def coverage(self, query_tokens: list[str], present: frozenset[str] | set[str]) -> float:
+        """Share of the query's IDF weight whose terms are in `present` (0 to 1)."""
+        return float(self.coverages(query_tokens, [frozenset(present)])[0])

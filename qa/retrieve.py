@@ -215,9 +215,8 @@ def gather_candidates(
         lexical=max_normalize(lexical_all)[rows],
         passage_dense=(index.passage_store.vectors(index.passage_keys[unique_passages]) @ query)[inverse],
         passage_lexical=passage_lexical_all[own_passages],
-        coverage=np.asarray(
-            [index.sentence_lexical.coverage(tokens, index.sentence_lexical.token_sets[row]) for row in rows],
-            dtype=np.float32,
+        coverage=index.sentence_lexical.coverages(
+            tokens, [index.sentence_lexical.token_sets[row] for row in rows.tolist()]
         ),
         lexical_raw=lexical_all[rows],
         dense_ranking=dense_rows,
