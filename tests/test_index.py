@@ -86,6 +86,17 @@ def live_pointer(index_dir: Path) -> str:
     return (index_dir / "CURRENT").read_text(encoding="utf-8")
 
 
+def live_state(index_dir: Path, encoder: Encoder) -> tuple[str, dict[str, Any]]:
+    """The CURRENT pointer and the loaded manifest: what a failed build must leave as it was."""
+    return live_pointer(index_dir), load_index(index_dir, encoder).manifest
+
+
+def assert_next_build_picks_up_beta_and_cleans_up(seeds_dir: Path, index_dir: Path, encoder: Encoder) -> None:
+    index = build_index(seeds_dir, index_dir, encoder)
+    assert index.report is not None and index.report.changed == ["beta.txt"]
+    assert not [p for p in index_dir.iterdir() if p.name.startswith(".tmp-")]
+
+
 @pytest.fixture
 def small_seeds(tmp_path: Path) -> Path:
     return write_docs(tmp_path / "seeds", DOCS)
@@ -287,8 +298,7 @@ def test_failed_build_keeps_the_previous_index_live(
     built: tuple[Path, Path, Index], encoder: Encoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seeds_dir, index_dir, _ = built
-    before_pointer = live_pointer(index_dir)
-    before_manifest = load_index(index_dir, encoder).manifest
+    before = live_state(index_dir, encoder)
     write_docs(seeds_dir, {"beta.txt": "Beta mountain changed its name.\n"})
 
     def fail_after_the_temporary_folder_exists(self: Any, path: Path) -> None:
@@ -300,15 +310,12 @@ def test_failed_build_keeps_the_previous_index_live(
         build_index(seeds_dir, index_dir, encoder)
     monkeypatch.undo()
 
-    assert live_pointer(index_dir) == before_pointer
-    assert load_index(index_dir, encoder).manifest == before_manifest
+    assert live_state(index_dir, encoder) == before
     leftovers = [p for p in index_dir.iterdir() if p.name.startswith(".tmp-")]
     assert leftovers, "the failed build should have left its temporary folder behind"
 
-    index = build_index(seeds_dir, index_dir, encoder)
-    assert index.report is not None and index.report.changed == ["beta.txt"]
-    assert not [p for p in index_dir.iterdir() if p.name.startswith(".tmp-")]
-    assert live_pointer(index_dir) != before_pointer
+    assert_next_build_picks_up_beta_and_cleans_up(seeds_dir, index_dir, encoder)
+    assert live_pointer(index_dir) != before[0]
 
 
 def build_holds_the_lock(index_dir: Path) -> bool:
@@ -325,8 +332,7 @@ def test_build_killed_with_sigkill_leaves_the_previous_index_live(
     built: tuple[Path, Path, Index], encoder: Encoder
 ) -> None:
     seeds_dir, index_dir, _ = built
-    before_pointer = live_pointer(index_dir)
-    before_manifest = load_index(index_dir, encoder).manifest
+    before = live_state(index_dir, encoder)
     write_docs(seeds_dir, {"beta.txt": "Beta mountain changed its name.\n"})
     command = [sys.executable, "-m", "qa", "build", "--seeds", str(seeds_dir), "--index", str(index_dir), "--full"]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -341,23 +347,18 @@ def test_build_killed_with_sigkill_leaves_the_previous_index_live(
         process.wait()
     assert process.returncode == -signal.SIGKILL
 
-    assert live_pointer(index_dir) == before_pointer
-    assert load_index(index_dir, encoder).manifest == before_manifest
-    index = build_index(seeds_dir, index_dir, encoder)
-    assert index.report is not None and index.report.changed == ["beta.txt"]
-    assert not [p for p in index_dir.iterdir() if p.name.startswith(".tmp-")]
+    assert live_state(index_dir, encoder) == before
+    assert_next_build_picks_up_beta_and_cleans_up(seeds_dir, index_dir, encoder)
 
 
 def test_failed_full_build_keeps_the_previous_index_live(
     built: tuple[Path, Path, Index], encoder: Encoder
 ) -> None:
     seeds_dir, index_dir, _ = built
-    before_pointer = live_pointer(index_dir)
-    before_manifest = load_index(index_dir, encoder).manifest
+    before = live_state(index_dir, encoder)
     with pytest.raises(RuntimeError, match="encoder exploded"):
         build_index(seeds_dir, index_dir, FailingEncoder(encoder), full=True)  # type: ignore[arg-type]
-    assert live_pointer(index_dir) == before_pointer
-    assert load_index(index_dir, encoder).manifest == before_manifest
+    assert live_state(index_dir, encoder) == before
 
 
 def test_second_build_while_one_runs_is_refused(built: tuple[Path, Path, Index], encoder: Encoder) -> None:
@@ -397,13 +398,13 @@ def test_nothing_to_index_raises_and_keeps_the_index(
     built: tuple[Path, Path, Index], encoder: Encoder, tmp_path: Path, content: dict[str, str]
 ) -> None:
     _, index_dir, _ = built
-    before_pointer = live_pointer(index_dir)
+    before = live_state(index_dir, encoder)
     empty = write_docs(tmp_path / "empty-seeds", content)
     empty.mkdir(exist_ok=True)
     with pytest.raises(SeedsError, match="nothing to index"):
         build_index(empty, index_dir, encoder)
-    assert live_pointer(index_dir) == before_pointer
-    assert load_index(index_dir, encoder).manifest["counts"]["sources"] == len(DOCS)
+    assert live_state(index_dir, encoder) == before
+    assert before[1]["counts"]["sources"] == len(DOCS)
 
 
 def test_missing_seeds_folder_raises_seeds_error(tmp_path: Path, encoder: Encoder) -> None:
