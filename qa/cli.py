@@ -90,9 +90,8 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
 def _info(args: argparse.Namespace, settings: Settings) -> int:
     import qa
-    from qa.index import load_index
 
-    index = load_index(settings.index_dir, qa.get_encoder(settings.model, settings.batch_size))
+    index = qa.load_index(settings.index_dir)
     manifest = index.manifest
     model, counts = manifest["model"], manifest["counts"]
     print(f"index:     {index.path}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -71,8 +72,6 @@ def _hash_weights(path: Path) -> str:
 
 
 def _read_dimension(path: Path) -> int:
-    import json
-
     config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     return int(config.get("hidden_size") or config.get("d_model") or config["dim"])
 
