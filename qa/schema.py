@@ -92,8 +92,26 @@ def format_citation(
     return f"{where}, paragraph {paragraph}, line {line}, chars {start}-{end}"
 
 
+class _Cited(_Record):
+    """A record that points into a source and can say where."""
+
+    source: str
+    section: str | None
+    paragraph: int
+    line: int
+    start: int
+    end: int
+
+    @property
+    def citation(self) -> str:
+        return format_citation(self.source, self.section, self.paragraph, self.line, self.start, self.end)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "citation": self.citation}  # type: ignore[call-overload]
+
+
 @dataclass(frozen=True)
-class Hit(_Record):
+class Hit(_Cited):
     """A retrieved sentence with the evidence behind its rank.
 
     Ranks are 1-based; None means that retriever did not return the sentence
@@ -117,18 +135,9 @@ class Hit(_Record):
     context: str  # the whole paragraph the sentence sits in
     context_start: int  # offset of `context` in the source
 
-    @property
-    def citation(self) -> str:
-        return format_citation(
-            self.source, self.section, self.paragraph, self.line, self.start, self.end
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "citation": self.citation}
-
 
 @dataclass(frozen=True)
-class Quote(_Record):
+class Quote(_Cited):
     """Verbatim text from one source: one sentence or adjacent sentences of a paragraph."""
 
     text: str
@@ -144,17 +153,6 @@ class Quote(_Record):
     sentence_ids: tuple[str, ...] = ()
     dense_rank: int | None = None
     lexical_rank: int | None = None
-
-    @property
-    def citation(self) -> str:
-        return format_citation(
-            self.source, self.section, self.paragraph, self.line, self.start, self.end
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["sentence_ids"] = list(self.sentence_ids)
-        return {**data, "citation": self.citation}
 
 
 @dataclass(frozen=True)
