@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qa.index import Index
-from qa.retrieve import search
+from qa.retrieve import Retrieval, search
 from qa.schema import Answer, Hit, Quote
 
 # Besides the best sentence, quote the other top-k sentences only when their
@@ -60,7 +60,11 @@ def answer_question(
     index: Index, question: str, k: int = 3, min_confidence: float = 0.5, candidates: int = 50
 ) -> Answer:
     """Quote the sentences that answer the question, or abstain and list related ones."""
-    retrieval = search(index, question, k=k, candidates=candidates)
+    return answer_from(question, search(index, question, k=k, candidates=candidates), min_confidence)
+
+
+def answer_from(question: str, retrieval: Retrieval, min_confidence: float = 0.5) -> Answer:
+    """The answer a retrieval supports: quotes when it is confident enough, else related hits."""
     hits = retrieval.hits
     if not hits or retrieval.confidence < min_confidence:
         return Answer(question, False, round(retrieval.confidence, 4), [], hits, retrieval.notes)

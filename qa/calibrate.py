@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from qa.answer import QUOTE_MARGIN
+from qa.evaluate import holds_answer, rank_metrics
 from qa.index import Index
+from qa.questions import EvalQuestion, load_jsonl, load_squad, write_corpus
 from qa.retrieve import (
     Candidates,
     ConfidenceModel,
@@ -35,39 +36,22 @@ from qa.retrieve import (
     encode_question,
     fused_scores,
     gather_candidates,
+    reciprocal_rank_fusion,
 )
-from qa.squad import SquadQuestion, load_squad, write_corpus
 
 
 @dataclass
 class Sample:
     """One question's candidates, which of them hold a gold answer, and confidence features."""
 
-    question: SquadQuestion
+    question: EvalQuestion
     found: Candidates
     relevant: np.ndarray
     tokens: list[str]
     hidden: Candidates | None  # candidates with the question's own article hidden
 
 
-def holds_answer(text: str, answers: tuple[str, ...]) -> bool:
-    """The hit rule: the sentence contains a gold answer string, case-insensitive."""
-    lowered = text.lower()
-    return any(answer.lower() in lowered for answer in answers)
-
-
-def rank_metrics(rankings: list[list[bool]]) -> dict[str, float]:
-    """hit@1, hit@5 and MRR@10 of ranked relevance lists (one list per question)."""
-    count = max(len(rankings), 1)
-    first = [next((i for i, ok in enumerate(r[:10]) if ok), None) for r in rankings]
-    return {
-        "hit@1": sum(1 for f in first if f == 0) / count,
-        "hit@5": sum(1 for f in first if f is not None and f < 5) / count,
-        "mrr@10": sum(1 / (f + 1) for f in first if f is not None) / count,
-    }
-
-
-def collect(index: Index, questions: list[SquadQuestion], hide_own: bool = True, candidates: int = 50) -> list[Sample]:
+def collect(index: Index, questions: list[EvalQuestion], hide_own: bool = True, candidates: int = 50) -> list[Sample]:
     """Search each question once with everything and, if `hide_own`, once without its own document."""
     samples = []
     for question in questions:
@@ -85,20 +69,6 @@ def collect(index: Index, questions: list[SquadQuestion], hide_own: bool = True,
 
 def ranking(sample: Sample, scores: np.ndarray) -> list[bool]:
     return sample.relevant[np.argsort(-scores, kind="stable")[:10]].tolist()
-
-
-def reciprocal_rank_fusion(found: Candidates, k: int = 60) -> np.ndarray:
-    """Plain RRF of the dense and BM25 rankings, the baseline the fusion must beat.
-
-    k = 60 as in Cormack, Clarke and Buettcher (SIGIR 2009), where it was found
-    robust across collections without tuning.
-    """
-    position = {row: number for number, row in enumerate(found.rows.tolist())}
-    scores = np.zeros(len(found.rows))
-    for ranked in (found.dense_ranking, found.lexical_ranking):
-        for rank, row in enumerate(ranked.tolist(), start=1):
-            scores[position[row]] += 1 / (k + rank)
-    return scores
 
 
 def evaluate(samples: list[Sample], weights: dict[str, FusionWeights]) -> dict[str, dict[str, float]]:
@@ -250,19 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"held-out, quote margin {margin}: " + "  ".join(f"{k} {v:.3f}" for k, v in report.items()))
     if args.dev:
         dev_index = qa.build_index(args.seeds, args.work / "dev-index")
-        dev = dev_questions(args.dev)
+        dev = [q for q in load_jsonl(args.dev) if q.answerable]
         print_table(f"dev set {args.dev.name}, answerable questions", evaluate(collect(dev_index, dev, hide_own=False), fusions), len(dev))
     return 0
-
-
-def dev_questions(path: Path) -> list[SquadQuestion]:
-    """The answerable questions of a JSONL dev set, as questions about any indexed source."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [
-        SquadQuestion(row.get("id", str(number)), row["question"], (row["answer"],), "")
-        for number, row in enumerate(rows)
-        if row.get("answerable")
-    ]
 
 
 if __name__ == "__main__":

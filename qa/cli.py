@@ -1,4 +1,4 @@
-"""Command line: `python -m qa build|ask|info`. The only module that prints."""
+"""Command line: `python -m qa build|ask|info|eval|bench`. The only module that prints."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 from qa.config import Settings
+from qa.errors import QAError
+from qa.retrieve import RETRIEVERS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +34,33 @@ def _parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="what is indexed, with which model, and whether it is stale")
     info.add_argument("--index", type=Path, help="index folder (default: QA_INDEX or index/)")
     info.add_argument("--seeds", type=Path, help="seeds folder to compare with (default: QA_SEEDS or seeds/)")
+    evaluate = commands.add_parser("eval", help="score retrieval and answers against questions with known answers")
+    evaluate.add_argument("file", type=Path, help="our .jsonl questions (question, answer, answerable) or SQuAD v1.1 .json")
+    evaluate.add_argument(
+        "--retriever", choices=(*RETRIEVERS, "all"), default="all", help="which ranking to score (default: all, side by side)"
+    )
+    evaluate.add_argument("--limit", type=int, help="ask the first N questions after shuffling (default: all)")
+    evaluate.add_argument("--seed", type=int, default=0, help="shuffle with random.Random(SEED) (default 0)")
+    evaluate.add_argument(
+        "--articles",
+        choices=("all", "even", "odd"),
+        default="all",
+        help="SQuAD: ask about all articles, or only even- or odd-numbered ones (the fusion was fitted on even ones)",
+    )
+    evaluate.add_argument("--work", type=Path, default=Path(".cache/squad"), help="SQuAD: where its corpus and index are cached")
+    evaluate.add_argument("--index", type=Path, help="JSONL: index folder (default: QA_INDEX or index/)")
+    evaluate.add_argument("--seeds", type=Path, help="JSONL: seeds folder (default: QA_SEEDS or seeds/)")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    bench = commands.add_parser("bench", help="measure latency, build speed and start-up; write BENCHMARKS.md")
+    bench.add_argument("squad", type=Path, help="SQuAD v1.1 .json: the corpus and questions for the large-index figures")
+    bench.add_argument("--work", type=Path, default=Path(".cache/squad"), help="where the SQuAD corpus and index are cached")
+    bench.add_argument("--seeds", type=Path, help="seed-scale corpus (default: QA_SEEDS or seeds/)")
+    bench.add_argument("--questions", type=int, default=200, help="questions timed at each size (default 200)")
+    bench.add_argument("--copies", default="1,3,10", help="latency curve: copies of the SQuAD corpus (default 1,3,10)")
+    bench.add_argument("--rounds", type=int, default=3, help="repeats of build, add and cold-start timings (default 3)")
+    bench.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"), help="Markdown file whose bench section is rewritten")
+    bench.add_argument("--plot", type=Path, default=Path("docs/latency.png"), help="latency-against-size plot (PNG)")
     return parser
 
 
@@ -42,12 +73,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _build(args: argparse.Namespace, settings: Settings) -> int:
+@contextmanager
+def _progress_bar(description: str, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress callback(done, total) drawing a bar on stderr (only when it is a terminal)."""
     from tqdm import tqdm
 
-    import qa
-
-    bar = tqdm(total=0, unit="text", desc="embedding", disable=None, file=sys.stderr)
+    bar = tqdm(total=0, unit=unit, desc=description, disable=None, file=sys.stderr)
 
     def progress(done: int, total: int) -> None:
         bar.total = total
@@ -55,9 +86,16 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
         bar.refresh()
 
     try:
-        index = qa.build_index(settings.seeds_dir, settings.index_dir, full=args.full, progress=progress)
+        yield progress
     finally:
         bar.close()
+
+
+def _build(args: argparse.Namespace, settings: Settings) -> int:
+    import qa
+
+    with _progress_bar("embedding", "text") as progress:
+        index = qa.build_index(settings.seeds_dir, settings.index_dir, full=args.full, progress=progress)
     report = index.report
     assert report is not None
     for skipped in report.skipped:
@@ -110,13 +148,65 @@ def _info(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    from qa import evaluate
+
+    if args.limit is not None and args.limit < 1:
+        raise QAError("--limit must be at least 1")
+    retrievers = RETRIEVERS if args.retriever == "all" else (args.retriever,)
+    with _progress_bar("embedding", "text") as progress:
+        index, questions, source_text = evaluate.prepare(
+            args.file, settings, work=args.work, articles=args.articles, progress=progress
+        )
+    from qa.questions import sample
+
+    chosen = sample(questions, args.limit, args.seed)
+    with _progress_bar("asking", "question") as progress:
+        report = evaluate.evaluate(
+            index,
+            chosen,
+            source_text,
+            retrievers,
+            hide_own_source=any(q.source for q in chosen),
+            min_confidence=settings.min_confidence,
+            candidates=settings.candidates,
+            progress=progress,
+        )
+    print(json.dumps(report.to_dict(), indent=2) if args.json else evaluate.format_table(report))
+    return 0
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    import shlex
+
+    import qa
+    from qa import bench
+
+    try:
+        copies = tuple(int(part) for part in args.copies.split(","))
+    except ValueError:
+        raise QAError(f"--copies takes whole numbers separated by commas, not {args.copies!r}") from None
+    if not args.squad.is_file():
+        raise QAError(f"SQuAD file {args.squad} does not exist")
+    if args.questions < 2 or args.rounds < 1 or any(count < 1 for count in copies):
+        raise QAError("--questions must be at least 2, --rounds and every --copies value at least 1")
+    encoder = qa.get_encoder(settings.model, settings.batch_size)
+    results = bench.measure(
+        args.squad, args.work, settings.seeds_dir, encoder, args.questions, copies, rounds=args.rounds,
+        report=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    body = bench.to_markdown(results, f"python -m qa bench {shlex.quote(str(args.squad))} --questions {args.questions} --copies {args.copies} --rounds {args.rounds}")
+    bench.plot_latency(results.latencies, args.plot)
+    bench.write_section(args.out, body + f"\n\n![answer() latency against corpus size]({args.plot.as_posix()})")
+    print(body)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; 0 on success, 1 on an error the user can fix."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    from qa.errors import QAError
-
-    handlers = {"build": _build, "ask": _ask, "info": _info}
+    handlers = {"build": _build, "ask": _ask, "info": _info, "eval": _eval, "bench": _bench}
     try:
         return handlers[args.command](args, _settings(args))
     except QAError as error:

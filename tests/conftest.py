@@ -40,6 +40,34 @@ def load_dev_set() -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
+def write_tiny_squad(path: Path) -> Path:
+    """Two articles in SQuAD v1.1 form, with answer offsets as SQuAD gives them."""
+
+    def paragraph(context: str, question: str, answer: str, qid: str) -> dict:
+        return {
+            "context": context,
+            "qas": [{"id": qid, "question": question, "answers": [{"text": answer, "answer_start": context.index(answer)}]}],
+        }
+
+    data = {
+        "version": "1.1",
+        "data": [
+            {"title": "Harbour_Bridge", "paragraphs": [
+                paragraph("The bridge opened in 1932. It was painted grey by a crew of twelve.",
+                          "When did the bridge open?", "1932", "a1"),
+                paragraph("Tolls are collected on the southbound lanes only.",
+                          "Which lanes pay tolls?", "southbound", "a2"),
+            ]},
+            {"title": "Alpine_Lakes", "paragraphs": [
+                paragraph("Lake Orta lies west of Lake Maggiore. Its water is unusually clear.",
+                          "Which lake lies west of Lake Maggiore?", "Lake Orta", "b1"),
+            ]},
+        ],
+    }
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_qa_environment() -> Any:
     """Remove every QA_* variable for the whole session, before any other fixture runs."""
