@@ -229,6 +229,36 @@ def cold_start(index_dir: Path, sentences: int, question: str, rounds: int = 3) 
     return ColdStart(sentences, median["total_s"], median["import_s"], median["load_s"], median["answer_s"], max(r["peak_rss_mb"] for r in runs))
 
 
+@dataclass(frozen=True)
+class QueryThreads:
+    """Question embedding alone, on one torch thread against torch's default count. Medians, ms."""
+
+    default_threads: int
+    one_thread_ms: float
+    default_ms: float
+
+
+def query_threads(encoder: Encoder, questions: list[str], rounds: int = 3) -> QueryThreads:
+    """Time the question embedding both ways, alternating rounds so load hits both alike."""
+    import torch
+
+    from qa.embed import one_torch_thread
+
+    default = torch.get_num_threads()
+    one, many = [], []
+    encoder.model.encode(questions[:1])
+    for _ in range(rounds):
+        for question in questions:
+            with one_torch_thread():
+                started = time.perf_counter()
+                encoder.model.encode([question], normalize_embeddings=True, show_progress_bar=False)
+                one.append(1000 * (time.perf_counter() - started))
+            started = time.perf_counter()
+            encoder.model.encode([question], normalize_embeddings=True, show_progress_bar=False)
+            many.append(1000 * (time.perf_counter() - started))
+    return QueryThreads(default, statistics.median(one), statistics.median(many))
+
+
 @dataclass
 class BenchResults:
     """Everything one `qa bench` run measured."""
@@ -237,7 +267,7 @@ class BenchResults:
     throughput: Throughput | None = None
     add: AddDocument | None = None
     cold: list[ColdStart] = field(default_factory=list)
-    backends: list[dict[str, Any]] = field(default_factory=list)
+    threads: QueryThreads | None = None
 
 
 def question_texts(questions: list[EvalQuestion], count: int) -> list[str]:
@@ -269,6 +299,8 @@ def measure(
     results = BenchResults()
     with scratch() as folder:
         seed_index = build_index(seeds_dir, folder / "seed-index", encoder)
+        results.threads = query_threads(encoder, asked[:50], rounds)
+        report(f"question embedding p50: {results.threads.one_thread_ms:.1f} ms on one thread, {results.threads.default_ms:.1f} ms on {results.threads.default_threads}")
         results.latencies.append(answer_latency(seed_index, asked))
         report(f"latency at seed scale: p50 {results.latencies[-1].p50_ms:.1f} ms")
         squad_index = qa.build_index(work / "seeds", work / "index")
@@ -286,91 +318,3 @@ def measure(
         report(f"cold start: {results.cold[0].total_s:.1f} s")
     return results
 
-
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "**missed**"
-
-
-def to_markdown(results: BenchResults, command: str) -> str:
-    """The speed section of BENCHMARKS.md: tables with each target and whether it was met."""
-    lines = [f"Command: `{command}`", "", "| answer() latency, warm, one question at a time | questions | p50 | p95 | target |", "|---|---|---|---|---|"]
-    for number, latency in enumerate(results.latencies):
-        target = ""
-        if number == 0:
-            target = f"p50 ≤ 30 ms: {_verdict(latency.p50_ms <= 30)}"
-        elif number == 1:
-            target = f"p50 ≤ 50 ms: {_verdict(latency.p50_ms <= 50)}"
-        label = "seed" if number == 0 else "SQuAD dev"
-        if number > 1:
-            label += f" ×{round(latency.sentences / results.latencies[1].sentences)}"
-        lines.append(
-            f"| {label}, {latency.sentences:,} sentences | {latency.questions} | {latency.p50_ms:.1f} ms | {latency.p95_ms:.1f} ms | {target} |"
-        )
-    if results.throughput:
-        t = results.throughput
-        lines += [
-            "",
-            "| full build vs raw `SentenceTransformer.encode` of the same texts (medians of 3) | value | target |",
-            "|---|---|---|",
-            f"| texts embedded (sentences, paragraphs, windows) | {t.texts:,} for {t.sentences:,} sentences | |",
-            f"| build: sentences per second | {t.sentences / t.build_s:.1f} ({t.build_s:.1f} s) | |",
-            f"| raw encode: sentences per second | {t.sentences / t.encode_s:.1f} ({t.encode_s:.1f} s) | |",
-            f"| build overhead over raw encoding | {100 * t.overhead:+.1f}% | ≤ 10%: {_verdict(t.overhead <= 0.10)} |",
-        ]
-    if results.add:
-        a = results.add
-        lines += [
-            "",
-            "| adding one document (median) | value | target |",
-            "|---|---|---|",
-            f"| incremental build onto {a.sentences_before:,} sentences | {a.build_s:.2f} s | < 5 s: {_verdict(a.build_s < 5)} |",
-            f"| then the first answer from the new index | {a.first_answer_s:.2f} s | |",
-        ]
-    if results.cold:
-        lines += ["", "| cold start to first answer (median) | total | import | load | answer | peak RSS | target |", "|---|---|---|---|---|---|---|"]
-        for cold in results.cold:
-            lines.append(
-                f"| {cold.sentences:,} sentences | {cold.total_s:.1f} s | {cold.import_s:.1f} s | {cold.load_s:.1f} s | "
-                f"{cold.answer_s:.2f} s | {cold.peak_rss_mb:.0f} MB | ≤ 15 s: {_verdict(cold.total_s <= 15)} |"
-            )
-    return "\n".join(lines)
-
-
-def plot_latency(latencies: list[Latency], path: Path) -> None:
-    """answer() p50 and p95 against the number of indexed sentences, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sizes = [latency.sentences for latency in latencies]
-    figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
-    axes.plot(sizes, [latency.p50_ms for latency in latencies], marker="o", label="p50")
-    axes.plot(sizes, [latency.p95_ms for latency in latencies], marker="s", label="p95")
-    axes.set_xscale("log")
-    axes.set_xlabel("sentences in the index")
-    axes.set_ylabel("warm answer() latency (ms)")
-    axes.set_title("qa answer() latency against corpus size")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-
-
-SECTION_START = "<!-- qa bench: start -->"
-SECTION_END = "<!-- qa bench: end -->"
-
-
-def write_section(path: Path, body: str) -> None:
-    """Replace the bench section of a Markdown file (or append one), keeping the rest."""
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    block = f"{SECTION_START}\n{body}\n{SECTION_END}"
-    if SECTION_START in text and SECTION_END in text:
-        before, rest = text.split(SECTION_START, 1)
-        after = rest.split(SECTION_END, 1)[1]
-        text = before + block + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")

@@ -180,7 +180,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     import shlex
 
     import qa
-    from qa import bench
+    from qa import bench, benchreport
 
     try:
         copies = tuple(int(part) for part in args.copies.split(","))
@@ -195,9 +195,9 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         args.squad, args.work, settings.seeds_dir, encoder, args.questions, copies, rounds=args.rounds,
         report=lambda line: print(line, file=sys.stderr, flush=True),
     )
-    body = bench.to_markdown(results, f"python -m qa bench {shlex.quote(str(args.squad))} --questions {args.questions} --copies {args.copies} --rounds {args.rounds}")
-    bench.plot_latency(results.latencies, args.plot)
-    bench.write_section(args.out, body + f"\n\n![answer() latency against corpus size]({args.plot.as_posix()})")
+    body = benchreport.to_markdown(results, f"python -m qa bench {shlex.quote(str(args.squad))} --questions {args.questions} --copies {args.copies} --rounds {args.rounds}")
+    benchreport.plot_latency(results.latencies, args.plot)
+    benchreport.write_section(args.out, body + f"\n\n![answer() latency against corpus size]({args.plot.as_posix()})")
     print(body)
     return 0
 

@@ -6,6 +6,8 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,6 +24,26 @@ _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # Consecutive windows of an over-long text overlap by this many tokens, so a
 # phrase cut by a window edge is whole in the neighbouring window.
 _WINDOW_OVERLAP = 32
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread in the calling thread, restoring its count after.
+
+    A question is a dozen tokens: splitting its matrix products across cores
+    saves little, and when the cores are busy (other requests, a build, other
+    processes) the extra threads wait on each other; `python -m qa bench`
+    measures both ways. torch keeps the count per calling thread (OpenMP), so
+    a build running in another thread keeps all its threads.
+    """
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 def bundled_model_path() -> Path:
@@ -164,7 +186,8 @@ class Encoder:
     def encode_query(self, question: str) -> tuple[np.ndarray, bool]:
         """The question's vector and whether it had to be cut to fit the model window."""
         tokens = self.model.tokenizer(question, add_special_tokens=False, verbose=False)["input_ids"]
-        vector = self.model.encode([question], normalize_embeddings=True, show_progress_bar=False)
+        with one_torch_thread():
+            vector = self.model.encode([question], normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(vector, dtype=np.float32)[0], len(tokens) > self.max_tokens
 
 

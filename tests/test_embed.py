@@ -71,3 +71,34 @@ def test_model_folder_must_exist_locally(tmp_path: Path) -> None:
 
 def test_get_encoder_is_one_instance_per_model() -> None:
     assert qa.get_encoder() is qa.get_encoder(None, 32)
+
+
+def test_one_torch_thread_limits_only_the_calling_thread() -> None:
+    import threading
+
+    import torch
+
+    from qa.embed import one_torch_thread
+
+    before = torch.get_num_threads()
+    inside, release = threading.Event(), threading.Event()
+    seen: dict[str, int] = {}
+
+    def question_thread() -> None:
+        with one_torch_thread():
+            seen["inside"] = torch.get_num_threads()
+            inside.set()
+            release.wait(10)
+        seen["after"] = torch.get_num_threads()
+
+    worker = threading.Thread(target=question_thread)
+    worker.start()
+    inside.wait(10)
+    seen["other thread meanwhile"] = torch.get_num_threads()
+    release.set()
+    worker.join(10)
+    assert seen["inside"] == 1
+    assert seen["other thread meanwhile"] == before
+    with one_torch_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
