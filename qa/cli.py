@@ -6,8 +6,10 @@ import argparse
 import json
 import logging
 import sys
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from qa.config import Settings
 
@@ -88,6 +90,20 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _source_lines(sources: dict[str, dict[str, Any]]) -> list[str]:
+    """A count per format, then one line per document, grouped by format."""
+    by_format = Counter(entry["format"] for entry in sources.values())
+    lines = ["formats:   " + ", ".join(f"{count} {kind}" for kind, count in sorted(by_format.items()))]
+    for source, entry in sorted(sources.items(), key=lambda item: (item[1]["format"], item[0])):
+        title = f' "{entry["title"]}"' if entry.get("title") else ""
+        pages = f" ({entry['pages']} pages)" if entry.get("pages") else ""
+        lines.append(
+            f"  {entry['format']:<5} {source}{title}{pages}: "
+            f"{entry['passages']} paragraphs, {entry['sentences']} sentences"
+        )
+    return lines
+
+
 def _info(args: argparse.Namespace, settings: Settings) -> int:
     import qa
 
@@ -98,8 +114,8 @@ def _info(args: argparse.Namespace, settings: Settings) -> int:
     print(f"built:     {manifest['built_at']}")
     print(f"model:     {model['name']} ({model['dimension']}d, weights sha256 {model['weights_sha256'][:12]})")
     print(f"contents:  {counts['sources']} documents, {counts['passages']} paragraphs, {counts['sentences']} sentences")
-    for source, entry in manifest["sources"].items():
-        print(f"  {source}: {entry['passages']} paragraphs, {entry['sentences']} sentences")
+    for line in _source_lines(manifest["sources"]):
+        print(line)
     if settings.seeds_dir.is_dir():
         stale = index.stale(settings.seeds_dir)
         if any(stale.values()):
@@ -114,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; 0 on success, 1 on an error the user can fix."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    # The parsers warn about every quirk of a file they still read; a file they
+    # cannot read is reported once, by the build, as skipped.
+    for noisy in ("pypdf", "trafilatura"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     from qa.errors import QAError
 
     handlers = {"build": _build, "ask": _ask, "info": _info}

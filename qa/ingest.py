@@ -112,7 +112,7 @@ def _extracted_source(source: str, suffix: str, data: bytes) -> SourceFile | Ski
     # recursion, value errors); one bad file must never stop the build.
     except Exception as error:  # noqa: BLE001
         logger.debug("extracting %s failed", source, exc_info=True)
-        return SkippedFile(source, f"cannot be read as {kind.upper()}, corrupt? ({type(error).__name__}: {error})")
+        return SkippedFile(source, f"cannot be read as {kind.upper()} ({type(error).__name__}: {error}), not indexed")
     sha256 = hashlib.sha256(data).hexdigest()
     return SourceFile(source, sha256, extracted.text, kind, extracted.title, extracted.headings, extracted.pages)
 
