@@ -181,6 +181,7 @@ def _build_locked(
     texts = {source: previous.source_text(source) for source in unchanged} if previous else {}
     texts.update((doc.source, doc.text) for doc in new_docs)
     manifest = _manifest(encoder, readable, records)
+    manifest["skipped"] = {f.source: {"sha256": f.sha256, "reason": f.reason} for f in skipped}
     build = _write_build(index_dir, manifest, records, stores, texts)
     _remove_leftovers(index_dir, keep={build.name} | live)
     index = Index(

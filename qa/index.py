@@ -23,7 +23,7 @@ import numpy as np
 
 from qa.embed import Encoder
 from qa.errors import IndexCorruptError, IndexMissingError, ModelMismatchError
-from qa.ingest import read_sources
+from qa.ingest import source_hashes
 from qa.lexical import LexicalIndex
 from qa.schema import Passage, Sentence, Window
 from qa.store import FaissStore, vector_key
@@ -142,11 +142,16 @@ class Index:
         return self.texts[source]
 
     def stale(self, seeds_dir: Path) -> dict[str, list[str]]:
-        """Sources added, changed or removed in seeds_dir since this build."""
-        readable, _ = read_sources(seeds_dir)
-        current = {f.source: f.sha256 for f in readable}
+        """Sources added, changed or removed in seeds_dir since this build.
+
+        Compares file hashes only, so no PDF or DOCX is parsed; a file the
+        build skipped as unreadable is not "added" while its bytes stay the same.
+        """
+        current = source_hashes(seeds_dir)
+        skipped = self.manifest.get("skipped", {})
+        still_unreadable = {s for s, entry in skipped.items() if entry.get("sha256") == current.get(s)}
         return {
-            "added": sorted(set(current) - set(self.sources)),
+            "added": sorted(set(current) - set(self.sources) - still_unreadable),
             "changed": sorted(s for s in current if s in self.sources and self.sources[s]["sha256"] != current[s]),
             "removed": sorted(set(self.sources) - set(current)),
         }

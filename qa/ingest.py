@@ -62,10 +62,11 @@ class SourceFile:
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A seed file that was not indexed, and why."""
+    """A seed file that was not indexed, and why; sha256 of its bytes when they could be read."""
 
     source: str
     reason: str
+    sha256: str | None = None
 
 
 def discover(seeds_dir: Path) -> list[Path]:
@@ -76,44 +77,63 @@ def discover(seeds_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(seeds_dir).as_posix())
 
 
-def read_source(seeds_dir: Path, path: Path) -> SourceFile | SkippedFile:
-    """Read one seed file, or say why it cannot be indexed."""
+def _read_bytes(seeds_dir: Path, path: Path) -> bytes | SkippedFile:
+    """The file's bytes, unless it lies outside seeds_dir or cannot be read."""
     source = path.relative_to(seeds_dir).as_posix()
     if not path.resolve().is_relative_to(seeds_dir.resolve()):
         return SkippedFile(source, "links outside the seeds folder (not followed)")
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as error:
         return SkippedFile(source, f"cannot be read ({error.strerror})")
-    if path.suffix.lower() in EXTRACTORS:
-        return _extracted_source(source, path.suffix.lower(), data)
+
+
+def source_hashes(seeds_dir: Path) -> dict[str, str]:
+    """The sha256 of each readable supported file's bytes, without extracting text (cheap staleness checks)."""
+    hashes = {}
+    for path in discover(seeds_dir):
+        data = _read_bytes(seeds_dir, path)
+        if not isinstance(data, SkippedFile):
+            hashes[path.relative_to(seeds_dir).as_posix()] = hashlib.sha256(data).hexdigest()
+    return hashes
+
+
+def read_source(seeds_dir: Path, path: Path) -> SourceFile | SkippedFile:
+    """Read one seed file, or say why it cannot be indexed."""
+    data = _read_bytes(seeds_dir, path)
+    if isinstance(data, SkippedFile):
+        return data
+    source, suffix = path.relative_to(seeds_dir).as_posix(), path.suffix.lower()
+    sha256 = hashlib.sha256(data).hexdigest()
+    if suffix in EXTRACTORS:
+        return _extracted_source(source, sha256, suffix, data)
     if b"\0" in data:
-        return SkippedFile(source, "looks binary (contains NUL bytes)")
+        return SkippedFile(source, "looks binary (contains NUL bytes)", sha256)
     try:
         decoded = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        return SkippedFile(source, f"is not valid UTF-8 (byte {error.start})")
+        return SkippedFile(source, f"is not valid UTF-8 (byte {error.start})", sha256)
     # Universal newlines, exactly as Path.read_text() returns the text.
     text = decoded.replace("\r\n", "\n").replace("\r", "\n")
     if all(is_blank(character) for character in text):
-        return SkippedFile(source, "is empty")
-    return SourceFile(source, hashlib.sha256(data).hexdigest(), text, path.suffix.lower().lstrip("."))
+        return SkippedFile(source, "is empty", sha256)
+    return SourceFile(source, sha256, text, suffix.lstrip("."))
 
 
-def _extracted_source(source: str, suffix: str, data: bytes) -> SourceFile | SkippedFile:
+def _extracted_source(source: str, sha256: str, suffix: str, data: bytes) -> SourceFile | SkippedFile:
     """A PDF, HTML or DOCX file's extracted text, or why it is skipped."""
     kind, extract = EXTRACTORS[suffix]
     try:
         extracted = extract(data)
     except Unextractable as error:
-        return SkippedFile(source, str(error))
+        return SkippedFile(source, str(error), sha256)
     # Seed files are untrusted input to third-party parsers, whose exceptions
     # for a corrupt file are many and undocumented (zip, XML, PDF syntax,
     # recursion, value errors); one bad file must never stop the build.
     except Exception as error:  # noqa: BLE001
         logger.debug("extracting %s failed", source, exc_info=True)
-        return SkippedFile(source, f"cannot be read as {kind.upper()} ({type(error).__name__}: {error}), not indexed")
-    sha256 = hashlib.sha256(data).hexdigest()
+        reason = f"cannot be read as {kind.upper()} ({type(error).__name__}: {error}), not indexed"
+        return SkippedFile(source, reason, sha256)
     return SourceFile(source, sha256, extracted.text, kind, extracted.title, extracted.headings, extracted.pages)
 
 

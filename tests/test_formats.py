@@ -108,3 +108,17 @@ def test_info_lists_documents_by_format(
     assert re.search(r"^formats:\s+1 docx, 1 html, 1 md, 1 pdf, 1 txt$", out, re.MULTILINE)
     assert re.search(r'^  pdf\s+report\.pdf "Harbour report" \(2 pages\): 3 paragraphs', out, re.MULTILINE)
     assert re.search(r'^  html\s+articles/tides\.html "Tide tables explained": ', out, re.MULTILINE)
+    # The files the build skipped are not news while their bytes stay the same.
+    assert re.search(r"^stale:\s+no\b", out, re.MULTILINE)
+
+
+def test_stale_compares_hashes_and_remembers_skipped_files(mixed: tuple[Path, Path, Index], tmp_path: Path) -> None:
+    seeds_dir, _, index = mixed
+    copy = tmp_path / "seeds"
+    copy.mkdir()
+    for name in ("notes.txt", "guide.md", "report.pdf", "memo.docx", "locked.pdf"):
+        (copy / name).write_bytes((seeds_dir / name).read_bytes())
+    (copy / "articles").mkdir()
+    (copy / "articles/tides.html").write_bytes(b"<html><body><p>Changed.</p></body></html>")
+    (copy / "broken.docx").write_bytes(b"PK\x03\x04 corrupt in another way")
+    assert index.stale(copy) == {"added": ["broken.docx"], "changed": ["articles/tides.html"], "removed": []}
