@@ -21,6 +21,7 @@ import trafilatura
 from docx.table import Table
 from pypdf import PdfReader
 from pypdf.errors import DependencyError
+from trafilatura.settings import use_config
 from trafilatura.utils import load_html
 
 PARAGRAPH_BREAK = "\n\n"
@@ -28,6 +29,11 @@ _WHITESPACE = re.compile(r"\s+")
 # trafilatura marks each <h1>-<h6> as <head rend="hN">; the first three name sections.
 _SECTION_HEADINGS = {"h1", "h2", "h3"}
 _HTML_BLOCKS = {"head", "p", "item", "row", "quote", "code"}
+# trafilatura takes a main text under 250 characters for a failed extraction
+# and falls back to the whole page, navigation included, as one paragraph;
+# seed pages are often short memos, so any main text it finds is accepted.
+_TRAFILATURA_CONFIG = use_config()
+_TRAFILATURA_CONFIG.set("DEFAULT", "MIN_EXTRACTED_SIZE", "1")
 _DOCX_HEADING = re.compile(r"^(Heading \d|Title)$")
 # A PDF line shorter than this share of the page's longest line ends its
 # paragraph: text is wrapped at the page width, so only a paragraph's last line
@@ -166,10 +172,10 @@ def extract_pdf(data: bytes) -> Extracted:
 
 
 def _html_block(element: object) -> str:
-    """One block's text; table rows keep their cells apart."""
+    """One block's text as it stands, lines and all; table rows keep their cells apart."""
     if element.tag == "row":  # type: ignore[attr-defined]
         return " | ".join(one_line("".join(cell.itertext())) for cell in element)  # type: ignore[attr-defined]
-    return one_line("".join(element.itertext()))  # type: ignore[attr-defined]
+    return "".join(element.itertext())  # type: ignore[attr-defined]
 
 
 def extract_html(data: bytes) -> Extracted:
@@ -182,16 +188,20 @@ def extract_html(data: bytes) -> Extracted:
     if tree is None:
         raise Unextractable("cannot be parsed as HTML, not indexed")
     title = one_line(tree.findtext(".//title") or "") or None
-    result = trafilatura.bare_extraction(tree, include_comments=False, include_tables=True, with_metadata=False)
+    result = trafilatura.bare_extraction(
+        tree, include_comments=False, include_tables=True, with_metadata=False, config=_TRAFILATURA_CONFIG
+    )
     body = getattr(result, "body", None)
     builder = _TextBuilder()
     for element in body.iter() if body is not None else ():
         outer = next((a for a in element.iterancestors() if a.tag in _HTML_BLOCKS), None)
         if element.tag not in _HTML_BLOCKS or outer is not None:
             continue
-        text = _html_block(element)
-        if text:
-            builder.add(text, heading=element.tag == "head" and element.get("rend") in _SECTION_HEADINGS)
+        heading = element.tag == "head" and element.get("rend") in _SECTION_HEADINGS
+        # trafilatura's last-resort extraction puts the page's lines in one <p>, one per line.
+        for line in _html_block(element).splitlines():
+            if one_line(line):
+                builder.add(one_line(line), heading)
     if not builder.parts:
         raise Unextractable("no main text found, not indexed")
     return Extracted(builder.text, title, builder.headings)

@@ -109,6 +109,17 @@ def test_html_main_text_without_boilerplate_and_h1_to_h3_as_sections(tmp_path: P
     assert all(p.page is None for p in document.passages)
 
 
+def test_short_html_page_keeps_its_structure_and_drops_navigation() -> None:
+    page = (
+        b"<html><head><title>Memo</title></head><body><nav><a href='/'>Home</a> <a href='/a'>About us</a></nav>"
+        b"<h1>Meeting memo</h1><p>The meeting moved to Tuesday at noon.</p><h2>Budget</h2><p>Bring the budget.</p>"
+        b"<footer>Copyright 2024, all rights reserved</footer></body></html>"
+    )
+    extracted = extract_html(page)
+    assert extracted.text == "Meeting memo\n\nThe meeting moved to Tuesday at noon.\n\nBudget\n\nBring the budget."
+    assert extracted.headings == {1: "Meeting memo", 5: "Budget"}
+
+
 def test_html_inline_markup_is_plain_text() -> None:
     text = extract_html(HTML_PAGE.encode("utf-8")).text
     assert "pull of the moon and the sun" in text and "<b>" not in text and "**" not in text
