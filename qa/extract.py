@@ -146,17 +146,18 @@ def extract_pdf(data: bytes) -> Extracted:
     """Text per page, pages in order; a paragraph never runs across a page break.
 
     Raises:
-        Unextractable: encrypted with a password, or no page has a text layer (no OCR).
+        Unextractable: encrypted with a password or with AES but no AES library,
+            or no page has a text layer (no OCR).
     """
-    reader = PdfReader(BytesIO(data))
-    if reader.is_encrypted:
+    try:
+        reader = PdfReader(BytesIO(data))
         # pypdf opens files with an empty user password by itself; only a real password stops it.
-        try:
-            decrypted = reader.decrypt("")
-        except DependencyError as error:
-            raise Unextractable(f"encrypted ({error}), not indexed") from error
-        if not decrypted:
+        if reader.is_encrypted and not reader.decrypt(""):
             raise Unextractable("encrypted, not indexed")
+    except DependencyError as error:
+        # AES decryption needs the optional `cryptography` package (pypdf[crypto]).
+        reason = f"encrypted, and opening it needs `pip install pypdf[crypto]` ({error}), not indexed"
+        raise Unextractable(reason) from error
     builder = _TextBuilder()
     pages = []
     for number, page in enumerate(reader.pages, start=1):
@@ -216,6 +217,18 @@ def _docx_row(row: object) -> str:
     return " | ".join(text for text in (one_line(cell.text) for cell in cells) if text)  # type: ignore[attr-defined]
 
 
+def _is_docx_heading(paragraph: object) -> bool:
+    """True for a "Heading N" or "Title" paragraph, or one whose style is based on such a style."""
+    style = paragraph.style  # type: ignore[attr-defined]
+    seen = 0
+    # House styles are often built on the built-in headings; the chain is short, the cap guards against loops.
+    while style is not None and seen < 8:
+        if _DOCX_HEADING.match(style.name or ""):
+            return True
+        style, seen = style.base_style, seen + 1
+    return False
+
+
 def extract_docx(data: bytes) -> Extracted:
     """Paragraphs and table rows in document order; "Heading N" and "Title" paragraphs are sections.
 
@@ -232,9 +245,8 @@ def extract_docx(data: bytes) -> Extracted:
                     builder.add(text)
             continue
         text = one_line(block.text)
-        style = block.style.name if block.style is not None else ""
         if text:
-            builder.add(text, heading=bool(_DOCX_HEADING.match(style or "")))
+            builder.add(text, heading=_is_docx_heading(block))
     if not builder.parts:
         raise Unextractable("no text, not indexed")
     title = one_line(document.core_properties.title or "") or None

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import docx
 import pytest
+from docx.enum.style import WD_STYLE_TYPE
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pypdf.errors import DependencyError
 
-from qa.extract import PageSpan, _TextBuilder, extract_docx, extract_html, extract_pdf, pdf_paragraphs
-from qa.ingest import SUPPORTED_SUFFIXES, SourceFile, read_sources, split_document
-from qa.schema import Document
 from samples import (
     HTML_BOILERPLATE,
     HTML_PAGE,
@@ -25,6 +24,10 @@ from samples import (
     pdf_bytes,
     two_page_pdf,
 )
+import qa.extract
+from qa.extract import PageSpan, Unextractable, _TextBuilder, extract_docx, extract_html, extract_pdf, pdf_paragraphs
+from qa.ingest import SUPPORTED_SUFFIXES, SourceFile, read_sources, split_document
+from qa.schema import Document
 
 
 def split_file(folder: Path, name: str, content: bytes) -> tuple[SourceFile, Document]:
@@ -139,6 +142,16 @@ def test_docx_headings_become_sections_and_paragraphs_are_kept(tmp_path: Path) -
     ]
 
 
+def test_docx_style_based_on_a_heading_is_a_heading() -> None:
+    document, out = docx.Document(), BytesIO()
+    house = document.styles.add_style("Memo Heading", WD_STYLE_TYPE.PARAGRAPH)
+    house.base_style = document.styles["Heading 2"]
+    document.add_paragraph("Opening hours", style="Memo Heading")
+    document.add_paragraph("The office opens at eight.")
+    document.save(out)
+    assert extract_docx(out.getvalue()).headings == {1: "Opening hours"}
+
+
 def test_docx_without_title_property_has_no_title() -> None:
     document, out = docx.Document(), BytesIO()
     document.add_paragraph("Just one line of text.")
@@ -196,6 +209,15 @@ def test_unreadable_file_is_skipped_with_a_reason_and_the_rest_is_read(
 def test_pdf_encrypted_with_an_empty_user_password_is_read() -> None:
     extracted = extract_pdf(encrypted_pdf(""))
     assert PDF_PAGE_TWO in extracted.text and len(extracted.pages) == 2
+
+
+def test_pdf_needing_a_missing_decryption_library_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    def aes_reader(stream: BytesIO) -> None:
+        raise DependencyError("cryptography>=3.1 is required for AES algorithm")
+
+    monkeypatch.setattr(qa.extract, "PdfReader", aes_reader)
+    with pytest.raises(Unextractable, match=r"encrypted, and opening it needs `pip install pypdf\[crypto\]`"):
+        extract_pdf(b"%PDF-1.7")
 
 
 def test_blank_pdf_page_keeps_the_numbering_of_later_pages(tmp_path: Path) -> None:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from samples import HTML_BOILERPLATE, HTML_PAGE, PDF_PAGE_TWO, docx_bytes, encrypted_pdf, two_page_pdf
 import qa
 from qa.cli import main
 from qa.embed import Encoder
 from qa.index import Index, load_index
-from samples import HTML_BOILERPLATE, HTML_PAGE, PDF_PAGE_TWO, docx_bytes, encrypted_pdf, two_page_pdf
 
 FILES: dict[str, bytes] = {
     "notes.txt": b"The bakery on Elm Street sells sourdough loaves every Saturday morning.\n"
