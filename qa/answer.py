@@ -17,8 +17,9 @@ NOT_FOUND = "Not found in the sources."
 
 
 def _adjacent(first: Hit, second: Hit) -> bool:
-    """True when second follows first in the same paragraph with only whitespace between."""
-    if (first.source, first.paragraph) != (second.source, second.paragraph) or second.start < first.end:
+    """True when second follows first in the same paragraph and page with only whitespace between."""
+    same_place = (first.source, first.paragraph, first.page) == (second.source, second.paragraph, second.page)
+    if not same_place or second.start < first.end:
         return False
     gap = first.context[first.end - first.context_start : second.start - first.context_start]
     return not gap.strip()
@@ -41,6 +42,7 @@ def _quote(group: list[Hit]) -> Quote:
         sentence_ids=tuple(hit.id for hit in group),
         dense_rank=best.dense_rank,
         lexical_rank=best.lexical_rank,
+        page=first.page,
     )
 
 

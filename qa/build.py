@@ -28,13 +28,21 @@ from qa.index import (
     POINTER,
     SCHEMA_VERSION,
     STORES,
+    TEXTS,
     Index,
     load_index,
     read_manifest,
     record_keys,
     sha256_file,
 )
-from qa.ingest import SkippedFile, read_sources, split_document, word_windows
+from qa.ingest import (
+    FORMATS_HINT,
+    SkippedFile,
+    SourceFile,
+    read_sources,
+    split_document,
+    word_windows,
+)
 from qa.schema import Document, Sentence, Window, content_id
 from qa.store import FaissStore
 
@@ -149,7 +157,7 @@ def _build_locked(
 ) -> Index:
     readable, skipped = read_sources(seeds_dir)
     if not readable:
-        raise SeedsError(f"nothing to index in {seeds_dir}: add .txt or .md files")
+        raise SeedsError(f"nothing to index in {seeds_dir}: {FORMATS_HINT}")
     live = _live_name(index_dir)
     _remove_leftovers(index_dir, keep=live)
     previous = None if full else _previous_index(index_dir, encoder)
@@ -175,10 +183,17 @@ def _build_locked(
     report.embedded_passages = len(new_records["passages"])
     report.embedded_windows = len(new_records["windows"])
 
-    manifest = _manifest(encoder, {f.source: f.sha256 for f in readable}, records)
-    build = _write_build(index_dir, manifest, records, stores)
+    # Reused records point into the text they were split from, kept from the
+    # previous build even if today's extractor would lay the file out differently.
+    texts = {source: previous.source_text(source) for source in unchanged} if previous else {}
+    texts.update((doc.source, doc.text) for doc in new_docs)
+    manifest = _manifest(encoder, readable, records)
+    manifest["skipped"] = {f.source: {"sha256": f.sha256, "reason": f.reason} for f in skipped}
+    build = _write_build(index_dir, manifest, records, stores, texts)
     _remove_leftovers(index_dir, keep={build.name} | live)
-    index = Index(build, manifest, encoder, records["sentences"], records["passages"], records["windows"], stores)
+    index = Index(
+        build, manifest, encoder, records["sentences"], records["passages"], records["windows"], stores, texts
+    )
     index.report = report
     return index
 
@@ -243,8 +258,12 @@ def _reused_stores(previous: Index | None, records: dict[str, list[Any]], dimens
     return stores
 
 
-def _manifest(encoder: Encoder, hashes: dict[str, str], records: dict[str, list[Any]]) -> dict[str, Any]:
-    per_source = {name: {"sha256": hashes[name], "passages": 0, "sentences": 0} for name in sorted(hashes)}
+def _manifest(encoder: Encoder, readable: list[SourceFile], records: dict[str, list[Any]]) -> dict[str, Any]:
+    per_source = {
+        f.source: {"sha256": f.sha256, "format": f.format, "title": f.title, "pages": len(f.pages) or None,
+                   "passages": 0, "sentences": 0}
+        for f in sorted(readable, key=lambda f: f.source)
+    }
     for kind in ("passages", "sentences"):
         for record in records[kind]:
             per_source[record.source][kind] += 1
@@ -253,7 +272,7 @@ def _manifest(encoder: Encoder, hashes: dict[str, str], records: dict[str, list[
         "model": encoder.fingerprint.to_dict(),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "counts": {
-            "sources": len(hashes),
+            "sources": len(per_source),
             "passages": len(records["passages"]),
             "sentences": len(records["sentences"]),
             "windows": len(records["windows"]),
@@ -263,7 +282,11 @@ def _manifest(encoder: Encoder, hashes: dict[str, str], records: dict[str, list[
 
 
 def _write_build(
-    index_dir: Path, manifest: dict[str, Any], records: dict[str, list[Any]], stores: dict[str, FaissStore]
+    index_dir: Path,
+    manifest: dict[str, Any],
+    records: dict[str, list[Any]],
+    stores: dict[str, FaissStore],
+    texts: dict[str, str],
 ) -> Path:
     """Write a complete build beside the live one, then point CURRENT at it."""
     token = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
@@ -272,6 +295,9 @@ def _write_build(
     for name in STORES:
         _write_jsonl(temporary / f"{name}.jsonl", records[name])
         stores[name].save(temporary / f"{name}.faiss")
+    with (temporary / TEXTS).open("w", encoding="utf-8") as handle:
+        for source in sorted(texts):
+            handle.write(json.dumps({"source": source, "text": texts[source]}, ensure_ascii=False) + "\n")
     manifest["files"] = {name: sha256_file(temporary / name) for name in DATA_FILES}
     (temporary / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     for name in (*DATA_FILES, MANIFEST):

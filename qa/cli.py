@@ -6,10 +6,12 @@ import argparse
 import json
 import logging
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from qa.config import Settings
 from qa.errors import QAError
@@ -126,6 +128,20 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _source_lines(sources: dict[str, dict[str, Any]]) -> list[str]:
+    """A count per format, then one line per document, grouped by format."""
+    by_format = Counter(entry["format"] for entry in sources.values())
+    lines = ["formats:   " + ", ".join(f"{count} {kind}" for kind, count in sorted(by_format.items()))]
+    for source, entry in sorted(sources.items(), key=lambda item: (item[1]["format"], item[0])):
+        title = f' "{entry["title"]}"' if entry.get("title") else ""
+        pages = f" ({entry['pages']} pages)" if entry.get("pages") else ""
+        lines.append(
+            f"  {entry['format']:<5} {source}{title}{pages}: "
+            f"{entry['passages']} paragraphs, {entry['sentences']} sentences"
+        )
+    return lines
+
+
 def _info(args: argparse.Namespace, settings: Settings) -> int:
     import qa
 
@@ -136,8 +152,8 @@ def _info(args: argparse.Namespace, settings: Settings) -> int:
     print(f"built:     {manifest['built_at']}")
     print(f"model:     {model['name']} ({model['dimension']}d, weights sha256 {model['weights_sha256'][:12]})")
     print(f"contents:  {counts['sources']} documents, {counts['passages']} paragraphs, {counts['sentences']} sentences")
-    for source, entry in manifest["sources"].items():
-        print(f"  {source}: {entry['passages']} paragraphs, {entry['sentences']} sentences")
+    for line in _source_lines(manifest["sources"]):
+        print(line)
     if settings.seeds_dir.is_dir():
         stale = index.stale(settings.seeds_dir)
         if any(stale.values()):
@@ -155,7 +171,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         raise QAError("--limit must be at least 1")
     retrievers = RETRIEVERS if args.retriever == "all" else (args.retriever,)
     with _progress_bar("embedding", "text") as progress:
-        index, questions, source_text = evaluate.prepare(
+        index, questions = evaluate.prepare(
             args.file, settings, work=args.work, articles=args.articles, progress=progress
         )
     from qa.questions import sample
@@ -165,7 +181,6 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         report = evaluate.evaluate(
             index,
             chosen,
-            source_text,
             retrievers,
             hide_own_source=any(q.source for q in chosen),
             min_confidence=settings.min_confidence,
@@ -206,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; 0 on success, 1 on an error the user can fix."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    # The parsers warn about every quirk of a file they still read; a file they
+    # cannot read is reported once, by the build, as skipped.
+    for noisy in ("pypdf", "trafilatura"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     handlers = {"build": _build, "ask": _ask, "info": _info, "eval": _eval, "bench": _bench}
     try:
         return handlers[args.command](args, _settings(args))

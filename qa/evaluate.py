@@ -18,7 +18,6 @@ from qa.answer import answer_from
 from qa.config import Settings
 from qa.errors import IndexMissingError, QAError
 from qa.index import Index
-from qa.ingest import SourceFile, read_source
 from qa.questions import EvalQuestion, is_squad, load_jsonl, load_squad, write_corpus
 from qa.retrieve import RETRIEVERS, Retrieval, encode_question, gather_candidates, rank
 from qa.schema import Hit, Quote
@@ -50,8 +49,8 @@ def prepare(
     work: Path,
     articles: str = "all",
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[Index, list[EvalQuestion], Callable[[str], str]]:
-    """The index to ask, the questions, and the indexed text of each source.
+) -> tuple[Index, list[EvalQuestion]]:
+    """The index to ask and the questions.
 
     A SQuAD file becomes a corpus of one document per article under
     `work/seeds`, indexed (and cached) in `work/index`; `articles` keeps the
@@ -71,26 +70,13 @@ def prepare(
             order = {name: number for number, name in enumerate(documents)}
             parity = 0 if articles == "even" else 1
             questions = [q for q in questions if order[q.source] % 2 == parity]
-        return index, questions, source_reader(work / "seeds")
+        return index, questions
     questions = load_jsonl(path)
     try:
         index = qa.load_index(settings.index_dir)
     except IndexMissingError:
         index = qa.build_index(settings.seeds_dir, settings.index_dir, progress=progress)
-    return index, questions, source_reader(settings.seeds_dir)
-
-
-def source_reader(seeds_dir: Path) -> Callable[[str], str]:
-    """A reader of each source's text as ingest read it, caching each file once."""
-    cache: dict[str, str] = {}
-
-    def read(source: str) -> str:
-        if source not in cache:
-            result = read_source(seeds_dir, seeds_dir / source)
-            cache[source] = result.text if isinstance(result, SourceFile) else ""
-        return cache[source]
-
-    return read
+    return index, questions
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -152,7 +138,6 @@ class EvalReport:
 def evaluate(
     index: Index,
     questions: list[EvalQuestion],
-    source_text: Callable[[str], str],
     retrievers: tuple[str, ...] = RETRIEVERS,
     hide_own_source: bool = False,
     min_confidence: float = 0.5,
@@ -161,8 +146,10 @@ def evaluate(
 ) -> EvalReport:
     """Ask every question once and score each retriever's ranking of the same candidates.
 
+    Every returned sentence and quote is checked against the text its source
+    was indexed from (`index.source_text`).
+
     Args:
-        source_text: the text a source was indexed from, to verify every span.
         hide_own_source: also ask each question with its own document hidden,
             as a question the sources cannot answer (for sets, like SQuAD,
             that have no unanswerable questions of their own).
@@ -171,6 +158,7 @@ def evaluate(
         if name not in RETRIEVERS:
             raise ValueError(f"unknown retriever {name!r}; choose from {', '.join(RETRIEVERS)}")
     tallies = {name: Tally() for name in retrievers}
+    source_text = index.source_text
     for number, question in enumerate(questions, start=1):
         query, tokens, _ = encode_question(index, question.question)
         found = gather_candidates(index, query, tokens, candidates)

@@ -3,8 +3,9 @@
 Layout of the index folder:
 
     CURRENT              name of the live build folder (replaced atomically)
-    build-<id>/          one complete build: manifest.json and, for sentences,
-                         passages and windows, a JSONL of records and a FAISS file
+    build-<id>/          one complete build: manifest.json; for sentences,
+                         passages and windows, a JSONL of records and a FAISS file;
+                         texts.jsonl, the text each source was indexed from
     .tmp-<id>/           a build in progress; never read, removed by the next build
     .lock                held by the running build
 """
@@ -22,7 +23,7 @@ import numpy as np
 
 from qa.embed import Encoder
 from qa.errors import IndexCorruptError, IndexMissingError, ModelMismatchError
-from qa.ingest import read_sources
+from qa.ingest import source_hashes
 from qa.lexical import LexicalIndex
 from qa.schema import Passage, Sentence, Window
 from qa.store import FaissStore, vector_key
@@ -34,11 +35,12 @@ logger = logging.getLogger(__name__)
 
 # Bump when ingest or the stored records change: an index of another version
 # is then rebuilt in full rather than mixed with records split differently.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 POINTER = "CURRENT"
 MANIFEST = "manifest.json"
 STORES = ("sentences", "passages", "windows")
-DATA_FILES = tuple(f"{name}.{kind}" for name in STORES for kind in ("jsonl", "faiss"))
+TEXTS = "texts.jsonl"
+DATA_FILES = (*(f"{name}.{kind}" for name in STORES for kind in ("jsonl", "faiss")), TEXTS)
 REBUILD_HINT = "run `python -m qa build --full`"
 
 
@@ -54,8 +56,10 @@ class Index:
         passages: list[Passage],
         windows: list[Window],
         stores: dict[str, FaissStore],
+        texts: dict[str, str],
     ) -> None:
         self.path = path
+        self.texts = texts
         self.manifest = manifest
         self.encoder = encoder
         self.sentences = sentences
@@ -127,12 +131,27 @@ class Index:
     def sources(self) -> dict[str, dict[str, Any]]:
         return self.manifest["sources"]
 
+    def source_text(self, source: str) -> str:
+        """The text `source` was indexed from; every record's start/end slice it.
+
+        Raises:
+            KeyError: the source is not in this index.
+        """
+        if source not in self.texts:
+            raise KeyError(f"{source!r} is not in the index at {self.path}")
+        return self.texts[source]
+
     def stale(self, seeds_dir: Path) -> dict[str, list[str]]:
-        """Sources added, changed or removed in seeds_dir since this build."""
-        readable, _ = read_sources(seeds_dir)
-        current = {f.source: f.sha256 for f in readable}
+        """Sources added, changed or removed in seeds_dir since this build.
+
+        Compares file hashes only, so no PDF or DOCX is parsed; a file the
+        build skipped as unreadable is not "added" while its bytes stay the same.
+        """
+        current = source_hashes(seeds_dir)
+        skipped = self.manifest.get("skipped", {})
+        still_unreadable = {s for s, entry in skipped.items() if entry.get("sha256") == current.get(s)}
         return {
-            "added": sorted(set(current) - set(self.sources)),
+            "added": sorted(set(current) - set(self.sources) - still_unreadable),
             "changed": sorted(s for s in current if s in self.sources and self.sources[s]["sha256"] != current[s]),
             "removed": sorted(set(self.sources) - set(current)),
         }
@@ -212,9 +231,10 @@ def load_index(index_dir: Path, encoder: Encoder) -> Index:
         passages = [Passage(**record) for record in _read_jsonl(build / "passages.jsonl")]
         windows = [Window(**record) for record in _read_jsonl(build / "windows.jsonl")]
         stores = {name: FaissStore.load(build / f"{name}.faiss") for name in STORES}
-    except (OSError, ValueError, TypeError, RuntimeError) as error:
+        texts = {record["source"]: record["text"] for record in _read_jsonl(build / TEXTS)}
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as error:
         raise IndexCorruptError(f"cannot read index at {build} ({error}); {REBUILD_HINT}") from error
-    return Index(build, manifest, encoder, sentences, passages, windows, stores)
+    return Index(build, manifest, encoder, sentences, passages, windows, stores, texts)
 
 
 def record_keys(records: list[Any]) -> np.ndarray:

@@ -291,6 +291,7 @@ def _hits(index: Index, found: Candidates, scores: np.ndarray, weights: FusionWe
                 lexical_score=round(float(found.lexical_raw[position]), 6),
                 context=passage.text,
                 context_start=passage.start,
+                page=sentence.page,
             )
         )
     return hits

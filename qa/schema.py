@@ -2,7 +2,10 @@
 
 Every record that points into a source carries `source` (the path relative to
 the seeds folder, with forward slashes) and `start`/`end`, character offsets
-into that file's text, so that `text == source_text[start:end]` always holds.
+into the text the source was indexed from (`Index.source_text(source)`: the
+file itself for .txt and .md, the extracted text for PDF, HTML and DOCX), so
+that `text == source_text[start:end]` always holds. `page` is the 1-based PDF
+page a record starts on, None for formats without pages.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class Passage(_Record):
     start: int
     end: int
     text: str
+    page: int | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class Sentence(_Record):
     start: int
     end: int
     text: str
+    page: int | None = None
 
 
 @dataclass(frozen=True)
@@ -72,23 +77,29 @@ class Document(_Record):
     text: str
     passages: tuple[Passage, ...]
     sentences: tuple[Sentence, ...]
+    format: str = "txt"  # "txt", "md", "pdf", "html" or "docx"
+    title: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "sha256": self.sha256,
+            "format": self.format,
+            "title": self.title,
             "passages": len(self.passages),
             "sentences": len(self.sentences),
         }
 
 
 def format_citation(
-    source: str, section: str | None, paragraph: int, line: int, start: int, end: int
+    source: str, section: str | None, paragraph: int, line: int, start: int, end: int, page: int | None = None
 ) -> str:
-    """A readable citation a person can check against the file."""
+    """A readable citation a person can check against the file (line and chars count in the indexed text)."""
     where = f"{source}"
     if section:
         where += f' § "{section}"'
+    if page is not None:
+        where += f", page {page}"
     return f"{where}, paragraph {paragraph}, line {line}, chars {start}-{end}"
 
 
@@ -101,10 +112,13 @@ class _Cited(_Record):
     line: int
     start: int
     end: int
+    page: int | None
 
     @property
     def citation(self) -> str:
-        return format_citation(self.source, self.section, self.paragraph, self.line, self.start, self.end)
+        return format_citation(
+            self.source, self.section, self.paragraph, self.line, self.start, self.end, self.page
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "citation": self.citation}  # type: ignore[call-overload]
@@ -134,6 +148,7 @@ class Hit(_Cited):
     lexical_score: float
     context: str  # the whole paragraph the sentence sits in
     context_start: int  # offset of `context` in the source
+    page: int | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +168,7 @@ class Quote(_Cited):
     sentence_ids: tuple[str, ...] = ()
     dense_rank: int | None = None
     lexical_rank: int | None = None
+    page: int | None = None
 
 
 @dataclass(frozen=True)

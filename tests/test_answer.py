@@ -29,6 +29,7 @@ def make_hit(
     context: str = CONTEXT,
     context_start: int = 100,
     dense_rank: int | None = None,
+    page: int | None = None,
 ) -> Hit:
     """A hit for `sentence`, which must occur in `context`, placed at `context_start` in its file."""
     offset = context.index(sentence)
@@ -49,6 +50,7 @@ def make_hit(
         lexical_score=0.0,
         context=context,
         context_start=context_start,
+        page=page,
     )
 
 
@@ -99,6 +101,13 @@ def test_sentences_of_other_paragraphs_or_files_are_not_merged() -> None:
 
 def test_no_hits_no_quotes() -> None:
     assert make_quotes([]) == []
+
+
+def test_quote_keeps_the_page_and_never_merges_across_pages() -> None:
+    [quote] = make_quotes([make_hit("Alpha one.", 0.5, page=2), make_hit("Beta two.", 0.4, page=2)])
+    assert quote.page == 2 and ", page 2, paragraph 2," in quote.citation
+    split = make_quotes([make_hit("Alpha one.", 0.5, page=1), make_hit("Beta two.", 0.4, page=2)])
+    assert [(q.text, q.page) for q in split] == [("Alpha one.", 1), ("Beta two.", 2)]
 
 
 # --- answers over the real seed ---------------------------------------------------------
@@ -239,6 +248,10 @@ def test_control_characters_in_a_question_are_ignored(seed_index: Index) -> None
 def test_format_citation() -> None:
     assert format_citation("a/b.txt", "Intro", 3, 7, 10, 20) == 'a/b.txt § "Intro", paragraph 3, line 7, chars 10-20'
     assert format_citation("b.md", None, 1, 1, 0, 5) == "b.md, paragraph 1, line 1, chars 0-5"
+    assert (
+        format_citation("r.pdf", "Intro", 3, 7, 10, 20, page=2)
+        == 'r.pdf § "Intro", page 2, paragraph 3, line 7, chars 10-20'
+    )
 
 
 def test_format_text_answered() -> None:

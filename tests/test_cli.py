@@ -110,7 +110,8 @@ def test_info_reports_model_and_staleness(capsys: Captured, index_dir: str, seed
     code, out, err = run(capsys, "info", "--index", index_dir, "--seeds", str(seeds_copy))
     assert code == 0, err
     assert re.search(r"^model:\s+all-MiniLM-L6-v2 \(384d, weights sha256 [0-9a-f]{12}\)$", out, re.MULTILINE)
-    assert re.search(rf"^  {re.escape(SEED_NAME)}: \d+ paragraphs, \d+ sentences$", out, re.MULTILINE)
+    assert re.search(r"^formats:\s+1 txt$", out, re.MULTILINE)
+    assert re.search(rf"^  txt\s+{re.escape(SEED_NAME)}: \d+ paragraphs, \d+ sentences$", out, re.MULTILINE)
     assert re.search(r"^stale:\s+no\b", out, re.MULTILINE)
     assert "stale:     yes" not in out
 

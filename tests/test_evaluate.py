@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SEED_NAME, SEEDS, write_tiny_squad
+from conftest import SEED_NAME, write_tiny_squad
 
 from qa.cli import main
-from qa.evaluate import Tally, evaluate, holds_answer, rank_metrics, source_reader
+from qa.evaluate import Tally, evaluate, holds_answer, rank_metrics
 from qa.index import Index
 from qa.questions import EvalQuestion
 from qa.retrieve import RETRIEVERS, Candidates, retriever_scores
@@ -73,7 +73,7 @@ def test_each_baseline_ranks_by_its_own_signal() -> None:
 
 def test_wrong_spans_are_caught_and_named(seed_index: Index) -> None:
     hit = seed_index.sentences[0]
-    text = source_reader(SEEDS)(SEED_NAME)
+    text = seed_index.source_text(SEED_NAME)
     good = Hit(
         id=hit.id, text=hit.text, source=hit.source, start=hit.start, end=hit.end, section=hit.section,
         paragraph=hit.paragraph, line=hit.line, score=1.0, dense_rank=1, lexical_rank=1, passage_rank=1,
@@ -81,13 +81,13 @@ def test_wrong_spans_are_caught_and_named(seed_index: Index) -> None:
     )
     shifted = dataclasses.replace(good, start=good.start + 1)
     tally = Tally()
-    tally.check_spans([good, shifted], source_reader(SEEDS))
+    tally.check_spans([good, shifted], seed_index.source_text)
     assert tally.spans_checked == 2
     assert tally.spans_wrong == [shifted.citation]
 
 
 def test_evaluate_scores_every_retriever_on_the_real_seed(seed_index: Index) -> None:
-    report = evaluate(seed_index, [GRASSLEY, UNANSWERABLE], source_reader(SEEDS))
+    report = evaluate(seed_index, [GRASSLEY, UNANSWERABLE])
     assert set(report.results) == set(RETRIEVERS)
     assert (report.questions, report.answerable) == (2, 1)
     for name, metrics in report.results.items():

@@ -31,7 +31,7 @@ DOCS = {
     "beta.txt": "Beta mountain is covered in snow. Climbers reach the summit in July.\n",
     "notes/gamma.md": "# Gamma\n\nGamma city has a busy harbour.\n",
 }
-DATA_FILES = {"sentences.jsonl", "passages.jsonl", "sentences.faiss", "passages.faiss"}
+DATA_FILES = {"sentences.jsonl", "passages.jsonl", "sentences.faiss", "passages.faiss", "texts.jsonl"}
 
 
 class RecordingEncoder:

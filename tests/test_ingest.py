@@ -308,8 +308,8 @@ def test_bad_seed_is_skipped_with_a_reason_and_good_one_still_read(
     assert any(name in message and reason in message for message in caplog.messages)
 
 
-def test_only_txt_and_md_files_are_read(tmp_path: Path) -> None:
-    for name in ("report.pdf", "data.json", "notes.TXT", "page.md", "README"):
+def test_unsupported_suffixes_are_not_read(tmp_path: Path) -> None:
+    for name in ("slides.pptx", "data.json", "notes.TXT", "page.md", "README"):
         (tmp_path / name).write_text("Some words here.\n", encoding="utf-8")
     readable, skipped = read_sources(tmp_path)
     assert [f.source for f in readable] == ["notes.TXT", "page.md"]
