@@ -108,3 +108,13 @@ def test_bench_refuses_bad_arguments_in_one_line(
     assert main(["bench", str(squad), *argv]) == 1
     _, err = capsys.readouterr()
     assert err.startswith("error: ") and message in err
+
+
+def test_backend_comparison_reports_speed_and_agreement_with_torch(encoder: Encoder) -> None:
+    from qa.backends import compare
+
+    # The torch model standing in for every backend must agree with itself exactly.
+    results = compare({"torch": encoder.model, "same": encoder.model}, ["One text.", "Another, longer text here."], ["Who?", "What now?"])
+    for name in ("torch", "same"):
+        assert results[name]["cosine_to_torch_min"] == pytest.approx(1.0, abs=1e-5)
+        assert results[name]["question_p50_ms"] > 0 and results[name]["texts_per_s"] > 0
