@@ -154,6 +154,8 @@ def _info(args: argparse.Namespace, settings: Settings) -> int:
     print(f"contents:  {counts['sources']} documents, {counts['passages']} paragraphs, {counts['sentences']} sentences")
     for line in _source_lines(manifest["sources"]):
         print(line)
+    for source, entry in manifest.get("skipped", {}).items():
+        print(f"skipped:   {source}: {entry['reason']}")
     if settings.seeds_dir.is_dir():
         stale = index.stale(settings.seeds_dir)
         if any(stale.values()):

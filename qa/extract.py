@@ -15,14 +15,19 @@ from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import BytesIO
+from typing import TYPE_CHECKING
 
 import docx
 import trafilatura
-from docx.table import Table
+from docx.table import Table, _Row
+from docx.text.paragraph import Paragraph
 from pypdf import PdfReader
 from pypdf.errors import DependencyError
 from trafilatura.settings import use_config
 from trafilatura.utils import load_html
+
+if TYPE_CHECKING:
+    from lxml.etree import _Element
 
 PARAGRAPH_BREAK = "\n\n"
 _WHITESPACE = re.compile(r"\s+")
@@ -172,11 +177,11 @@ def extract_pdf(data: bytes) -> Extracted:
     return Extracted(builder.text, title or None, None, tuple(pages))
 
 
-def _html_block(element: object) -> str:
+def _html_block(element: _Element) -> str:
     """One block's text as it stands, lines and all; table rows keep their cells apart."""
-    if element.tag == "row":  # type: ignore[attr-defined]
-        return " | ".join(one_line("".join(cell.itertext())) for cell in element)  # type: ignore[attr-defined]
-    return "".join(element.itertext())  # type: ignore[attr-defined]
+    if element.tag == "row":
+        return " | ".join(one_line("".join(cell.itertext())) for cell in element)
+    return "".join(element.itertext())
 
 
 def extract_html(data: bytes) -> Extracted:
@@ -208,18 +213,18 @@ def extract_html(data: bytes) -> Extracted:
     return Extracted(builder.text, title, builder.headings)
 
 
-def _docx_row(row: object) -> str:
+def _docx_row(row: _Row) -> str:
     """A table row's cells as one line; a merged cell, repeated once per grid column it spans, is kept once."""
-    cells: list[object] = []
-    for cell in row.cells:  # type: ignore[attr-defined]
+    cells = []
+    for cell in row.cells:
         if not cells or cell is not cells[-1]:  # python-docx yields the very same object per spanned column
             cells.append(cell)
-    return " | ".join(text for text in (one_line(cell.text) for cell in cells) if text)  # type: ignore[attr-defined]
+    return " | ".join(text for text in (one_line(cell.text) for cell in cells) if text)
 
 
-def _is_docx_heading(paragraph: object) -> bool:
+def _is_docx_heading(paragraph: Paragraph) -> bool:
     """True for a "Heading N" or "Title" paragraph, or one whose style is based on such a style."""
-    style = paragraph.style  # type: ignore[attr-defined]
+    style = paragraph.style
     seen = 0
     # House styles are often built on the built-in headings; the chain is short, the cap guards against loops.
     while style is not None and seen < 8:

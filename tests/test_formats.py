@@ -108,6 +108,7 @@ def test_info_lists_documents_by_format(
     assert re.search(r"^formats:\s+1 docx, 1 html, 1 md, 1 pdf, 1 txt$", out, re.MULTILINE)
     assert re.search(r'^  pdf\s+report\.pdf "Harbour report" \(2 pages\): 3 paragraphs', out, re.MULTILINE)
     assert re.search(r'^  html\s+articles/tides\.html "Tide tables explained": ', out, re.MULTILINE)
+    assert re.search(r"^skipped:\s+locked\.pdf: encrypted, not indexed$", out, re.MULTILINE)
     # The files the build skipped are not news while their bytes stay the same.
     assert re.search(r"^stale:\s+no\b", out, re.MULTILINE)
 
