@@ -68,10 +68,10 @@ def image_only_pdf() -> bytes:
     return bytes(pdf.output())
 
 
-def encrypted_pdf(user_password: str) -> bytes:
+def encrypted_pdf(user_password: str, algorithm: str | None = None) -> bytes:
     """The two-page PDF encrypted; an empty user password opens without asking, like many real PDFs."""
     writer = PdfWriter(clone_from=PdfReader(BytesIO(two_page_pdf())))
-    writer.encrypt(user_password, "owner secret")
+    writer.encrypt(user_password, "owner secret", algorithm=algorithm)
     out = BytesIO()
     writer.write(out)
     return out.getvalue()

@@ -206,8 +206,9 @@ def test_unreadable_file_is_skipped_with_a_reason_and_the_rest_is_read(
     assert any(name in message and reason in message for message in caplog.messages)
 
 
-def test_pdf_encrypted_with_an_empty_user_password_is_read() -> None:
-    extracted = extract_pdf(encrypted_pdf(""))
+@pytest.mark.parametrize("algorithm", [None, "AES-256"])
+def test_pdf_encrypted_with_an_empty_user_password_is_read(algorithm: str | None) -> None:
+    extracted = extract_pdf(encrypted_pdf("", algorithm))
     assert PDF_PAGE_TWO in extracted.text and len(extracted.pages) == 2
 
 
