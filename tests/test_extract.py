@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from io import BytesIO
 from pathlib import Path
 
@@ -12,7 +11,6 @@ from docx.enum.style import WD_STYLE_TYPE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pypdf.errors import DependencyError
-
 from samples import (
     HTML_BOILERPLATE,
     HTML_PAGE,
@@ -20,12 +18,20 @@ from samples import (
     PDF_PAGE_TWO,
     docx_bytes,
     encrypted_pdf,
-    image_only_pdf,
     pdf_bytes,
     two_page_pdf,
 )
+
 import qa.extract
-from qa.extract import PageSpan, Unextractable, _TextBuilder, extract_docx, extract_html, extract_pdf, pdf_paragraphs
+from qa.extract import (
+    PageSpan,
+    Unextractable,
+    _TextBuilder,
+    extract_docx,
+    extract_html,
+    extract_pdf,
+    pdf_paragraphs,
+)
 from qa.ingest import SUPPORTED_SUFFIXES, SourceFile, read_sources, split_document
 from qa.schema import Document
 
@@ -181,29 +187,6 @@ def test_built_text_splits_into_exact_spans_under_the_right_sections(blocks: lis
 
 
 # --- skipped files ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("name", "content", "reason"),
-    [
-        ("scan.pdf", image_only_pdf(), "no extractable text, not indexed"),
-        ("locked.pdf", encrypted_pdf("user secret"), "encrypted, not indexed"),
-        ("broken.pdf", b"%PDF-1.7\nnot really a pdf", "cannot be read as PDF"),
-        ("broken.docx", b"PK\x03\x04 not a zip archive", "cannot be read as DOCX"),
-        ("empty.html", b"<html><body><nav><a href='/'>Home</a></nav></body></html>", "no main text found"),
-        ("binary.htm", b"\x00\x01\x02\xff", "cannot be parsed as HTML"),
-    ],
-)
-def test_unreadable_file_is_skipped_with_a_reason_and_the_rest_is_read(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str, content: bytes, reason: str
-) -> None:
-    (tmp_path / "good.txt").write_text("A good sentence.\n", encoding="utf-8")
-    (tmp_path / name).write_bytes(content)
-    with caplog.at_level(logging.WARNING, logger="qa.ingest"):
-        readable, skipped = read_sources(tmp_path)
-    assert [f.source for f in readable] == ["good.txt"]
-    assert [s.source for s in skipped] == [name] and reason in skipped[0].reason
-    assert any(name in message and reason in message for message in caplog.messages)
 
 
 @pytest.mark.parametrize("algorithm", [None, "AES-256"])

@@ -9,12 +9,20 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from conftest import SEED_NAME, SEEDS
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from samples import encrypted_pdf, image_only_pdf
 
-from conftest import SEED_NAME, SEEDS
 from qa.errors import SeedsError
-from qa.ingest import WINDOW_STEP, WINDOW_WORDS, SkippedFile, read_sources, split_document, word_windows
+from qa.ingest import (
+    WINDOW_STEP,
+    WINDOW_WORDS,
+    SkippedFile,
+    read_sources,
+    split_document,
+    word_windows,
+)
 from qa.schema import Document, content_id
 
 # What a quote must never start or end with: str.isspace() whitespace and the BOM.
@@ -292,6 +300,12 @@ def test_whitespace_is_trimmed_from_spans(tmp_path: Path, character: str) -> Non
         ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "looks binary"),
         ("empty.txt", b"", "is empty"),
         ("blank.md", b" \n\t\r\n\xc2\xa0\n", "is empty"),
+        ("scan.pdf", image_only_pdf(), "no extractable text, not indexed"),
+        ("locked.pdf", encrypted_pdf("user secret"), "encrypted, not indexed"),
+        ("broken.pdf", b"%PDF-1.7\nnot really a pdf", "cannot be read as PDF"),
+        ("broken.docx", b"PK\x03\x04 not a zip archive", "cannot be read as DOCX"),
+        ("empty.html", b"<html><body><nav><a href='/'>Home</a></nav></body></html>", "no main text found"),
+        ("binary.htm", b"\x00\x01\x02\xff", "cannot be parsed as HTML"),
     ],
 )
 def test_bad_seed_is_skipped_with_a_reason_and_good_one_still_read(
