@@ -52,6 +52,7 @@ CSS = """
 .qa-answer blockquote { border-left: 4px solid #7c9cbf; margin: 0.4em 0; padding: 0.2em 0.8em; }
 .qa-answer mark { background: #ffe36e; color: inherit; padding: 0 1px; }
 .qa-answer summary { cursor: pointer; }
+.qa-answer .qa-sources { list-style: none; padding-left: 0; }
 .qa-answer .qa-context { margin: 0.4em 0 0.6em 1em; }
 .qa-stale, .qa-refused, .qa-error { color: #b3261e; }
 """
