@@ -242,20 +242,26 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("answering from %s (%s documents)", index.path, index.manifest["counts"]["sources"])
     if not config.admin:
         logger.info("index panel hidden: %s is not loopback and QA_ADMIN_PASSWORD is not set", config.host)
-    theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
-    build_app(config, live).queue().launch(
-        server_name=config.host,
-        server_port=config.port,
-        share=False,
-        auth=_password_check(config.admin_password) if config.needs_login and config.admin_password else None,
-        auth_message="Log in as 'admin' with the password in QA_ADMIN_PASSWORD.",
-        max_file_size=config.max_upload_bytes,
-        ssr_mode=False,
-        footer_links=["api"],
-        theme=theme,
-        css=CSS,
-    )
+    build_app(config, live).queue().launch(**launch_options(config))
     return 0
+
+
+def launch_options(config: AppConfig) -> dict[str, Any]:
+    """Arguments for Blocks.launch: address, login off loopback, upload cap, no share link, local fonts."""
+    login = _password_check(config.admin_password) if config.needs_login and config.admin_password else None
+    return {
+        "server_name": config.host,
+        "server_port": config.port,
+        "share": False,
+        "auth": login,
+        "auth_message": "Log in as 'admin' with the password in QA_ADMIN_PASSWORD.",
+        "max_file_size": config.max_upload_bytes,
+        "ssr_mode": False,
+        "footer_links": ["api"],
+        # System fonts: the default theme would fetch Google fonts, and there may be no internet.
+        "theme": gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]),
+        "css": CSS,
+    }
 
 
 if __name__ == "__main__":

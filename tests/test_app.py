@@ -59,8 +59,10 @@ def test_off_loopback_the_index_panel_needs_a_login() -> None:
     assert not open_chat.admin and not open_chat.needs_login  # chat only, no upload or rebuild
     guarded = app.parse_config(["--host", "0.0.0.0", "--allow-upload"], {"QA_ADMIN_PASSWORD": "s3cret"})
     assert guarded.admin and guarded.needs_login
-    check = app._password_check("s3cret")
+    check = app.launch_options(guarded)["auth"]
     assert check("admin", "s3cret") and not check("admin", "wrong") and not check("root", "s3cret")
+    assert app.launch_options(app.parse_config([], {"QA_ADMIN_PASSWORD": "s3cret"}))["auth"] is None  # loopback
+    assert app.launch_options(open_chat)["share"] is False
 
 
 def test_examples_come_from_a_file(tmp_path: Path) -> None:
