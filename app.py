@@ -91,7 +91,8 @@ class AppConfig:
 def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Web chat over the seeds, with quoted and cited answers.")
     parser.add_argument("--host", default=environ.get("QA_HOST", "127.0.0.1"), help="address to listen on (QA_HOST)")
-    parser.add_argument("--port", type=int, default=int(environ.get("QA_PORT", "7860")), help="port (QA_PORT)")
+    # A string default goes through type=int too, so a bad QA_PORT gets argparse's message.
+    parser.add_argument("--port", type=int, default=environ.get("QA_PORT", "7860"), help="port (QA_PORT)")
     parser.add_argument(
         "--allow-upload",
         action="store_true",
@@ -116,7 +117,12 @@ def _examples(path: Path | None) -> tuple[str, ...]:
 
 def _max_upload_bytes(environ: Mapping[str, str]) -> int:
     value = environ.get("QA_MAX_UPLOAD_MB")
-    return DEFAULT_MAX_UPLOAD_BYTES if not value else int(float(value) * 1024 * 1024)
+    if not value:
+        return DEFAULT_MAX_UPLOAD_BYTES
+    megabytes = float(value)
+    if not megabytes > 0:
+        raise ValueError(f"QA_MAX_UPLOAD_MB={value!r} must be a number of megabytes above 0")
+    return int(megabytes * 1024 * 1024)
 
 
 def parse_config(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> AppConfig:
@@ -197,7 +203,8 @@ def _index_panel(config: AppConfig, live: LiveIndex, header: gr.HTML) -> None:
             try:
                 index = live.rebuild(report)
             except qa.QAError as error:
-                return render_status(f"Rebuild failed: {error}", ok=False), render_header(live.current(), settings.seeds_dir)
+                failed = render_status(f"Rebuild failed: {error}", ok=False)
+                return failed, render_header(live.current(), settings.seeds_dir)
             counts = index.manifest["counts"]
             done = f"Rebuilt: {counts['sources']} documents, {counts['sentences']} sentences; answers now use it."
             return render_status(done), render_header(index, settings.seeds_dir)
@@ -220,8 +227,12 @@ def build_app(config: AppConfig, live: LiveIndex) -> gr.Blocks:
         )
         question = gr.Textbox(placeholder="Ask a question about the sources", show_label=False, submit_btn="Ask")
         show_scores = gr.Checkbox(label="Show scores (dense rank, BM25 rank, final score)", value=False)
-        question.submit(respond, [question, chatbot, show_scores], [question, chatbot], api_visibility="undocumented")
-        chatbot.example_select(respond_example, [chatbot, show_scores], [question, chatbot], api_visibility="undocumented")
+        question.submit(
+            respond, [question, chatbot, show_scores], [question, chatbot], api_visibility="undocumented"
+        )
+        chatbot.example_select(
+            respond_example, [chatbot, show_scores], [question, chatbot], api_visibility="undocumented"
+        )
         if config.admin:
             _index_panel(config, live, header)
         demo.load(lambda: render_header(live.current(), seeds_dir), None, header, api_visibility="undocumented")

@@ -66,7 +66,7 @@ def source_line(item: Cited, show_scores: bool) -> str:
 
 def _source_item(number: int, item: Cited, show_scores: bool) -> str:
     return (
-        f'<li id="qa-source-{number}"><details><summary>[{number}] {source_line(item, show_scores)}</summary>'
+        f'<li><details><summary>[{number}] {source_line(item, show_scores)}</summary>'
         f'<p class="qa-context">{highlight(item)}</p></details></li>'
     )
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from conftest import REPO, SEED_NAME, SEEDS
 
 import app  # noqa: E402  (after conftest has put the repo on sys.path)
@@ -52,6 +51,16 @@ def test_uploads_off_loopback_refuse_to_start_without_a_password(capsys: pytest.
     with pytest.raises(SystemExit):
         app.parse_config(["--host", "0.0.0.0", "--allow-upload"], {})
     assert "QA_ADMIN_PASSWORD" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("environ", "says"),
+    [({"QA_PORT": "eighty"}, "--port"), ({"QA_MAX_UPLOAD_MB": "0"}, "above 0"), ({"QA_MAX_UPLOAD_MB": "x"}, "QA_MAX")],
+)
+def test_unusable_settings_stop_with_a_message(environ: dict[str, str], says: str, capsys: Any) -> None:
+    with pytest.raises(SystemExit):
+        app.parse_config([], environ)
+    assert says in capsys.readouterr().err
 
 
 def test_off_loopback_the_index_panel_needs_a_login() -> None:
