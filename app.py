@@ -47,6 +47,7 @@ DEFAULT_EXAMPLES = (
     "How much profit does a fentanyl investment yield?",
 )
 ADMIN_USER = "admin"
+MAX_K = 50  # each retriever contributes 50 candidates (Settings.candidates); more would be padding
 LOOPBACK_NAMES = {"localhost"}
 CSS = """
 .qa-answer blockquote { border-left: 4px solid #7c9cbf; margin: 0.4em 0; padding: 0.2em 0.8em; }
@@ -148,6 +149,8 @@ def parse_config(argv: list[str] | None = None, environ: Mapping[str, str] | Non
 
 def answer(question: str, k: int = 3) -> dict[str, Any]:
     """The structured answer as JSON: quotes with citations and character offsets, or related passages."""
+    if not 1 <= k <= MAX_K:
+        raise gr.Error(f"k must be from 1 to {MAX_K}: how many sentences to consider")
     try:
         return qa.answer(question, k=k).to_dict()
     except qa.QAError as error:
@@ -244,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     """Load the index and model, then serve until interrupted."""
     config = parse_config(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own startup probes of this server
     live = LiveIndex()
     try:
         index = live.warm()

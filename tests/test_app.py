@@ -164,6 +164,8 @@ def test_api_turns_a_bad_question_into_a_message(client: Any) -> None:
 
     with pytest.raises(AppError, match="question is empty"):
         client.predict("   ", api_name="/answer")
+    with pytest.raises(AppError, match="k must be from 1"):
+        client.predict("Who is Paul Knierim?", 0, api_name="/answer")
 
 
 def _outside_seeds(root: Path) -> dict[str, bytes]:
