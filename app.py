@@ -180,6 +180,14 @@ def _password_check(password: str) -> Callable[[str, str], bool]:
     return check
 
 
+def _header(live: LiveIndex) -> str:
+    """The header line, or what went wrong loading the index (the page must still render)."""
+    try:
+        return render_header(live.current(), live.settings.seeds_dir)
+    except qa.QAError as error:
+        return render_status(f"The index cannot be loaded: {error}", ok=False)
+
+
 def _index_panel(config: AppConfig, live: LiveIndex, header: gr.HTML) -> None:
     """Upload (when enabled) and rebuild, with a status line and a progress bar."""
     settings = live.settings
@@ -194,7 +202,7 @@ def _index_panel(config: AppConfig, live: LiveIndex, header: gr.HTML) -> None:
             def upload(paths: list[str] | None) -> tuple[str, str, None]:
                 named = [(Path(path).name, Path(path)) for path in paths or []]
                 outcomes = save_uploads(settings.seeds_dir, named, config.max_upload_bytes)
-                return render_uploads(outcomes), render_header(live.current(), settings.seeds_dir), None
+                return render_uploads(outcomes), _header(live), None
 
             add.click(upload, files, [status, header, files], api_name="upload")
         rebuild_button = gr.Button("Rebuild index", variant="primary")
@@ -207,20 +215,19 @@ def _index_panel(config: AppConfig, live: LiveIndex, header: gr.HTML) -> None:
                 index = live.rebuild(report)
             except qa.QAError as error:
                 failed = render_status(f"Rebuild failed: {error}", ok=False)
-                return failed, render_header(live.current(), settings.seeds_dir)
+                return failed, _header(live)
             counts = index.manifest["counts"]
             done = f"Rebuilt: {counts['sources']} documents, {counts['sentences']} sentences; answers now use it."
-            return render_status(done), render_header(index, settings.seeds_dir)
+            return render_status(done), _header(live)
 
         rebuild_button.click(rebuild, None, [status, header], api_name="rebuild")
 
 
 def build_app(config: AppConfig, live: LiveIndex) -> gr.Blocks:
     """The page: header, chat with examples, show-scores toggle, index panel and the JSON endpoint."""
-    seeds_dir = live.settings.seeds_dir
     with gr.Blocks(title="Ask the sources") as demo:
         gr.Markdown("## Ask the sources\nEvery answer is quoted verbatim from the documents, with its source.")
-        header = gr.HTML(render_header(live.current(), seeds_dir))
+        header = gr.HTML(_header(live))
         chatbot = gr.Chatbot(
             label="Answers",
             render_markdown=False,  # answers are HTML built and escaped in qa/render.py; no markdown pass
@@ -238,7 +245,7 @@ def build_app(config: AppConfig, live: LiveIndex) -> gr.Blocks:
         )
         if config.admin:
             _index_panel(config, live, header)
-        demo.load(lambda: render_header(live.current(), seeds_dir), None, header, api_visibility="undocumented")
+        demo.load(lambda: _header(live), None, header, api_visibility="undocumented")
         gr.api(answer, api_name="answer")
     return demo
 
