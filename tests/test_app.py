@@ -296,17 +296,20 @@ def test_browser_shows_markup_in_sources_and_questions_as_text(page: Any) -> Non
 
 
 def test_browser_upload_rebuild_and_ask_without_restarting(page: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
     document = tmp_path / "bats.md"
     document.write_text("# Bats\n\nFruit bats pollinate durian flowers in Malaysia.\n", encoding="utf-8")
     page.get_by_text("Index", exact=True).click()
     page.locator("input[type=file]").set_input_files(str(document))
-    page.get_by_text("bats.md").first.wait_for()  # the file is uploaded before it is added
+    # The name shows while the file uploads; its download link only once it is on the server.
+    page.locator('a[download="bats.md"]').wait_for(timeout=60_000)
     page.get_by_role("button", name="Add to seeds").click()
     page.get_by_text("Saved bats.md").wait_for(timeout=60_000)
-    assert "stale" in page.locator(".qa-header").inner_text()
+    expect(page.locator(".qa-header")).to_contain_text("stale")
     page.get_by_role("button", name="Rebuild index").click()
     page.get_by_text("Rebuilt:").wait_for(timeout=180_000)
-    assert "stale" not in page.locator(".qa-header").inner_text()
+    expect(page.locator(".qa-header")).not_to_contain_text("stale")
     answer = _ask(page, "What do fruit bats pollinate?")
     assert "Fruit bats pollinate durian flowers" in answer.locator("blockquote").first.inner_text()
     assert "bats.md" in answer.locator("summary").first.inner_text()
