@@ -138,7 +138,7 @@ def render_header(index: Index, seeds_dir: Path) -> str:
 def render_uploads(outcomes: list[UploadOutcome]) -> str:
     """One line per uploaded file: saved, or refused and why."""
     if not outcomes:
-        return '<p class="qa-upload">No files were chosen.</p>'
+        return '<p class="qa-upload">No files were chosen (or they are still uploading: wait until listed).</p>'
     rows = "".join(
         f'<li class="qa-saved">Saved <code>{escape(o.name)}</code>; rebuild the index to answer from it.</li>'
         if o.saved

@@ -103,6 +103,10 @@ def test_upload_outcomes_are_escaped() -> None:
     assert "&lt;x&gt;.txt" in markup and "&lt;bad&gt;" in markup and "<x>" not in markup
 
 
+def test_no_uploaded_files_says_so() -> None:
+    assert "No files were chosen" in render_uploads([])
+
+
 # Uploads
 
 
