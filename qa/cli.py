@@ -144,6 +144,7 @@ def _source_lines(sources: dict[str, dict[str, Any]]) -> list[str]:
 
 def _info(args: argparse.Namespace, settings: Settings) -> int:
     import qa
+    from qa.index import describe_stale
 
     index = qa.load_index(settings.index_dir)
     manifest = index.manifest
@@ -157,9 +158,8 @@ def _info(args: argparse.Namespace, settings: Settings) -> int:
     for source, entry in manifest.get("skipped", {}).items():
         print(f"skipped:   {source}: {entry['reason']}")
     if settings.seeds_dir.is_dir():
-        stale = index.stale(settings.seeds_dir)
-        if any(stale.values()):
-            detail = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in stale.items() if names)
+        detail = describe_stale(index.stale(settings.seeds_dir))
+        if detail:
             print(f"stale:     yes, against {settings.seeds_dir} ({detail}); run `python -m qa build`")
         else:
             print(f"stale:     no, matches {settings.seeds_dir}")

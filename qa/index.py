@@ -157,6 +157,11 @@ class Index:
         }
 
 
+def describe_stale(stale: dict[str, list[str]]) -> str:
+    """What Index.stale found, as one line ("added: a.txt; changed: b.md"), or "" when nothing."""
+    return "; ".join(f"{kind}: {', '.join(names)}" for kind, names in stale.items() if names)
+
+
 def _mask(sources: list[str], exclude_source: str | None) -> np.ndarray:
     # Hiding a source happens only in calibration; a search hides nothing and
     # gets an all-True mask without comparing every row.

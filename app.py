@@ -1,0 +1,290 @@
+"""The web chat over the seeds: `python app.py [--host H] [--port N] [--allow-upload] [--examples FILE]`.
+
+Gradio wiring and settings only: answering, rendering, uploads and rebuilds
+live in the qa package (qa.answer, qa/render.py, qa/uploads.py, qa/live.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Set before gradio and the model are imported: no analytics or version check
+# calls, and the bundled model is never fetched.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import argparse  # noqa: E402
+import hmac  # noqa: E402
+import ipaddress  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable, Mapping  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gradio as gr  # noqa: E402
+
+import qa  # noqa: E402
+from qa.live import LiveIndex  # noqa: E402
+from qa.render import (  # noqa: E402
+    render_answer,
+    render_error,
+    render_header,
+    render_question,
+    render_status,
+    render_uploads,
+)
+from qa.uploads import DEFAULT_MAX_UPLOAD_BYTES, allowed_suffixes, save_uploads  # noqa: E402
+
+logger = logging.getLogger("app")
+
+DEFAULT_EXAMPLES = (
+    "Who chairs the Senate Judiciary Committee?",
+    "Where is fentanyl produced?",
+    "Who is Paul Knierim?",
+    "How much profit does a fentanyl investment yield?",
+)
+ADMIN_USER = "admin"
+MAX_K = 50  # each retriever contributes 50 candidates (Settings.candidates); more would be padding
+LOOPBACK_NAMES = {"localhost"}
+CSS = """
+.qa-answer blockquote { border-left: 4px solid #7c9cbf; margin: 0.4em 0; padding: 0.2em 0.8em; }
+.qa-answer mark { background: #ffe36e; color: inherit; padding: 0 1px; }
+.qa-answer summary { cursor: pointer; }
+.qa-answer .qa-sources { list-style: none; padding-left: 0; }
+.qa-answer .qa-context { margin: 0.4em 0 0.6em 1em; }
+.qa-stale, .qa-refused, .qa-error { color: #b3261e; }
+"""
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Where the app listens and what its index panel may do."""
+
+    host: str
+    port: int
+    allow_upload: bool
+    admin_password: str | None
+    max_upload_bytes: int
+    examples: tuple[str, ...]
+
+    @property
+    def loopback(self) -> bool:
+        if self.host in LOOPBACK_NAMES:
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def admin(self) -> bool:
+        """Whether the index panel (upload, rebuild) is shown: always on loopback, else only behind a password."""
+        return self.loopback or bool(self.admin_password)
+
+    @property
+    def needs_login(self) -> bool:
+        return not self.loopback and bool(self.admin_password)
+
+
+def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Web chat over the seeds, with quoted and cited answers.")
+    parser.add_argument("--host", default=environ.get("QA_HOST", "127.0.0.1"), help="address to listen on (QA_HOST)")
+    # A string default goes through type=int too, so a bad QA_PORT gets argparse's message.
+    parser.add_argument("--port", type=int, default=environ.get("QA_PORT", "7860"), help="port (QA_PORT)")
+    parser.add_argument(
+        "--allow-upload",
+        action="store_true",
+        default=environ.get("QA_ALLOW_UPLOAD", "") == "1",
+        help="let users add seed files from the browser (QA_ALLOW_UPLOAD=1)",
+    )
+    parser.add_argument(
+        "--examples",
+        type=Path,
+        default=environ.get("QA_EXAMPLES") or None,
+        help="file of example questions, one per line (QA_EXAMPLES)",
+    )
+    return parser
+
+
+def _examples(path: Path | None) -> tuple[str, ...]:
+    if path is None:
+        return DEFAULT_EXAMPLES
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return tuple(line.strip() for line in lines if line.strip())
+
+
+def _max_upload_bytes(environ: Mapping[str, str]) -> int:
+    value = environ.get("QA_MAX_UPLOAD_MB")
+    if not value:
+        return DEFAULT_MAX_UPLOAD_BYTES
+    megabytes = float(value)
+    if not megabytes > 0:
+        raise ValueError(f"QA_MAX_UPLOAD_MB={value!r} must be a number of megabytes above 0")
+    return int(megabytes * 1024 * 1024)
+
+
+def parse_config(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> AppConfig:
+    """Command line over QA_* variables; exits with a message on a setting that cannot work."""
+    env = os.environ if environ is None else environ
+    parser = _parser(env)
+    args = parser.parse_args(argv)
+    try:
+        examples = _examples(args.examples)
+        max_bytes = _max_upload_bytes(env)
+    except (OSError, ValueError) as error:
+        parser.error(f"cannot use the examples file or QA_MAX_UPLOAD_MB: {error}")
+    config = AppConfig(
+        args.host, args.port, args.allow_upload, env.get("QA_ADMIN_PASSWORD") or None, max_bytes, examples
+    )
+    if config.allow_upload and not config.admin:
+        parser.error(
+            f"uploads on {config.host}, which is not loopback, need a password: set QA_ADMIN_PASSWORD "
+            "(users then log in as 'admin'), or listen on 127.0.0.1"
+        )
+    return config
+
+
+def answer(question: str, k: int = 3) -> dict[str, Any]:
+    """The structured answer as JSON: quotes with citations and character offsets, or related passages."""
+    if not 1 <= k <= MAX_K:
+        raise gr.Error(f"k must be from 1 to {MAX_K}: how many sentences to consider")
+    try:
+        return qa.answer(question, k=k).to_dict()
+    except qa.QAError as error:
+        raise gr.Error(str(error)) from error
+
+
+def respond(question: str, history: list[dict[str, Any]], show_scores: bool) -> tuple[str, list[dict[str, Any]]]:
+    """Append the question and its rendered answer (or the error, as a message) to the chat."""
+    try:
+        reply = render_answer(qa.answer(question), show_scores)
+    except qa.QAError as error:
+        reply = render_error(str(error))
+    asked = {"role": "user", "content": render_question(question)}
+    return "", [*history, asked, {"role": "assistant", "content": reply}]
+
+
+def respond_example(history: list[dict[str, Any]], show_scores: bool, event: gr.SelectData) -> Any:
+    return respond(event.value["text"], history, show_scores)
+
+
+def _password_check(password: str) -> Callable[[str, str], bool]:
+    def check(username: str, given: str) -> bool:
+        # compare_digest on both, always: the time taken says nothing about either.
+        user_ok = hmac.compare_digest(username.encode(), ADMIN_USER.encode())
+        return hmac.compare_digest(given.encode(), password.encode()) and user_ok
+
+    return check
+
+
+def _header(live: LiveIndex) -> str:
+    """The header line, or what went wrong loading the index (the page must still render)."""
+    try:
+        return render_header(live.current(), live.settings.seeds_dir)
+    except qa.QAError as error:
+        return render_status(f"The index cannot be loaded: {error}", ok=False)
+
+
+def _index_panel(config: AppConfig, live: LiveIndex, header: gr.HTML) -> None:
+    """Upload (when enabled) and rebuild, with a status line and a progress bar."""
+    settings = live.settings
+    with gr.Accordion("Index", open=False):
+        status = gr.HTML()
+        if config.allow_upload:
+            kinds = ", ".join(allowed_suffixes())
+            limit = f"{config.max_upload_bytes / 1024 / 1024:g} MB"
+            files = gr.File(label=f"Add seed files ({kinds}; up to {limit} each)", file_count="multiple")
+            add = gr.Button("Add to seeds")
+
+            def upload(paths: list[str] | None) -> tuple[str, str, None]:
+                named = [(Path(path).name, Path(path)) for path in paths or []]
+                outcomes = save_uploads(settings.seeds_dir, named, config.max_upload_bytes)
+                return render_uploads(outcomes), _header(live), None
+
+            add.click(upload, files, [status, header, files], api_name="upload")
+        rebuild_button = gr.Button("Rebuild index", variant="primary")
+
+        def rebuild(progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
+            def report(done: int, total: int) -> None:
+                progress((done, total), desc="Embedding", unit="texts")
+
+            try:
+                index = live.rebuild(report)
+            except qa.QAError as error:
+                failed = render_status(f"Rebuild failed: {error}", ok=False)
+                return failed, _header(live)
+            counts = index.manifest["counts"]
+            done = f"Rebuilt: {counts['sources']} documents, {counts['sentences']} sentences; answers now use it."
+            return render_status(done), _header(live)
+
+        rebuild_button.click(rebuild, None, [status, header], api_name="rebuild")
+
+
+def build_app(config: AppConfig, live: LiveIndex) -> gr.Blocks:
+    """The page: header, chat with examples, show-scores toggle, index panel and the JSON endpoint."""
+    with gr.Blocks(title="Ask the sources") as demo:
+        gr.Markdown("## Ask the sources\nEvery answer is quoted verbatim from the documents, with its source.")
+        header = gr.HTML(_header(live))
+        chatbot = gr.Chatbot(
+            label="Answers",
+            render_markdown=False,  # answers are HTML built and escaped in qa/render.py; no markdown pass
+            sanitize_html=True,
+            examples=[{"text": question} for question in config.examples],
+            height=560,
+        )
+        question = gr.Textbox(placeholder="Ask a question about the sources", show_label=False, submit_btn="Ask")
+        show_scores = gr.Checkbox(label="Show scores (dense rank, BM25 rank, final score)", value=False)
+        question.submit(
+            respond, [question, chatbot, show_scores], [question, chatbot], api_visibility="undocumented"
+        )
+        chatbot.example_select(
+            respond_example, [chatbot, show_scores], [question, chatbot], api_visibility="undocumented"
+        )
+        if config.admin:
+            _index_panel(config, live, header)
+        demo.load(lambda: _header(live), None, header, api_visibility="undocumented")
+        gr.api(answer, api_name="answer")
+    return demo
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load the index and model, then serve until interrupted."""
+    config = parse_config(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own startup probes of this server
+    live = LiveIndex()
+    try:
+        index = live.warm()
+    except qa.QAError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    logger.info("answering from %s (%s documents)", index.path, index.manifest["counts"]["sources"])
+    if not config.admin:
+        logger.info("index panel hidden: %s is not loopback and QA_ADMIN_PASSWORD is not set", config.host)
+    build_app(config, live).queue().launch(**launch_options(config))
+    return 0
+
+
+def launch_options(config: AppConfig) -> dict[str, Any]:
+    """Arguments for Blocks.launch: address, login off loopback, upload cap, no share link, local fonts."""
+    login = _password_check(config.admin_password) if config.needs_login and config.admin_password else None
+    return {
+        "server_name": config.host,
+        "server_port": config.port,
+        "share": False,
+        "auth": login,
+        "auth_message": "Log in as 'admin' with the password in QA_ADMIN_PASSWORD.",
+        "max_file_size": config.max_upload_bytes,
+        "ssr_mode": False,
+        "footer_links": ["api"],
+        # System fonts: the default theme would fetch Google fonts, and there may be no internet.
+        "theme": gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]),
+        "css": CSS,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,315 @@
+"""The web app for real: its settings, then one server (started as `python app.py`) per module,
+called with gradio_client and driven in headless Chromium with Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import REPO, SEED_NAME, SEEDS
+
+import app  # noqa: E402  (after conftest has put the repo on sys.path)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+HOSTILE_NAME = "markup-test.txt"
+HOSTILE_LINE = (
+    "The markup test sentence reads <img src=x onerror=alert(1)> and <script>alert(2)</script> "
+    "and [click me](javascript:alert(3)) and *stars* plainly."
+)
+SEED_QUESTION = "Who chairs the Senate Judiciary Committee?"
+UNANSWERABLE = "How many people play cricket in Australia?"
+STARTUP_SECONDS = 300  # a bound, not a timing check: model load and first build on a busy 2-core machine
+
+
+# Settings
+
+
+def test_loopback_needs_no_password_and_shows_the_index_panel() -> None:
+    config = app.parse_config([], {})
+    assert (config.host, config.port, config.allow_upload) == ("127.0.0.1", 7860, False)
+    assert config.loopback and config.admin and not config.needs_login
+    assert config.examples == app.DEFAULT_EXAMPLES
+    assert app.parse_config(["--host", "::1", "--allow-upload"], {}).admin
+    assert app.parse_config([], {"QA_HOST": "localhost", "QA_ALLOW_UPLOAD": "1", "QA_PORT": "9000"}).allow_upload
+
+
+def test_uploads_off_loopback_refuse_to_start_without_a_password(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        app.parse_config(["--host", "0.0.0.0", "--allow-upload"], {})
+    assert "QA_ADMIN_PASSWORD" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("environ", "says"),
+    [({"QA_PORT": "eighty"}, "--port"), ({"QA_MAX_UPLOAD_MB": "0"}, "above 0"), ({"QA_MAX_UPLOAD_MB": "x"}, "QA_MAX")],
+)
+def test_unusable_settings_stop_with_a_message(environ: dict[str, str], says: str, capsys: Any) -> None:
+    with pytest.raises(SystemExit):
+        app.parse_config([], environ)
+    assert says in capsys.readouterr().err
+
+
+def test_off_loopback_the_index_panel_needs_a_login() -> None:
+    open_chat = app.parse_config(["--host", "0.0.0.0"], {})
+    assert not open_chat.admin and not open_chat.needs_login  # chat only, no upload or rebuild
+    guarded = app.parse_config(["--host", "0.0.0.0", "--allow-upload"], {"QA_ADMIN_PASSWORD": "s3cret"})
+    assert guarded.admin and guarded.needs_login
+    check = app.launch_options(guarded)["auth"]
+    assert check("admin", "s3cret") and not check("admin", "wrong") and not check("root", "s3cret")
+    assert app.launch_options(app.parse_config([], {"QA_ADMIN_PASSWORD": "s3cret"}))["auth"] is None  # loopback
+    assert app.launch_options(open_chat)["share"] is False
+
+
+def test_examples_come_from_a_file(tmp_path: Path) -> None:
+    examples = tmp_path / "examples.txt"
+    examples.write_text("First question?\n\n  Second question?\n", encoding="utf-8")
+    assert app.parse_config(["--examples", str(examples)], {}).examples == ("First question?", "Second question?")
+    assert app.parse_config([], {"QA_EXAMPLES": str(examples)}).examples[0] == "First question?"
+
+
+# The running app
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"app.py did not serve {url} within {STARTUP_SECONDS}s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """`python app.py --allow-upload` on a free port, over a copy of the seeds plus a hostile one, no index yet."""
+    root = tmp_path_factory.mktemp("app")
+    seeds = root / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    (seeds / HOSTILE_NAME).write_text(HOSTILE_LINE + "\n", encoding="utf-8")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    env.update(QA_SEEDS=str(seeds), QA_INDEX=str(root / "index"), QA_MAX_UPLOAD_MB="0.01", PYTHONUNBUFFERED="1")
+    log = root / "app.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "app.py"), "--port", str(port), "--allow-upload"],
+            cwd=root, env=env, stdout=output, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_serving(url, process, log)
+        yield {"url": url, "root": root, "seeds": seeds, "log": log}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def client(server: dict[str, Any]) -> Any:
+    from gradio_client import Client
+
+    return Client(server["url"], verbose=False)
+
+
+def test_startup_built_the_missing_index_and_logged_it(server: dict[str, Any]) -> None:
+    assert "no index at" in server["log"].read_text() and (server["root"] / "index" / "CURRENT").is_file()
+
+
+def test_api_answers_a_seed_question_with_quote_and_citation(client: Any, server: dict[str, Any]) -> None:
+    result = client.predict(SEED_QUESTION, 3, api_name="/answer")
+    assert result["answered"] is True
+    quote = result["quotes"][0]
+    source_text = (server["seeds"] / quote["source"]).read_text(encoding="utf-8")
+    assert quote["source"] == SEED_NAME and "chairman of the Senate Judiciary Committee" in quote["text"]
+    assert source_text[quote["start"] : quote["end"]] == quote["text"]
+    assert quote["citation"].startswith(SEED_NAME) and f"chars {quote['start']}-{quote['end']}" in quote["citation"]
+
+
+def test_api_says_not_found_for_an_unanswerable_question(client: Any) -> None:
+    result = client.predict(UNANSWERABLE, api_name="/answer")
+    assert result["answered"] is False and result["quotes"] == [] and result["related"]
+
+
+def test_api_turns_a_bad_question_into_a_message(client: Any) -> None:
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="question is empty"):
+        client.predict("   ", api_name="/answer")
+    with pytest.raises(AppError, match="k must be from 1"):
+        client.predict("Who is Paul Knierim?", 0, api_name="/answer")
+
+
+def _outside_seeds(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and not p.is_relative_to(root / "seeds") and not p.is_relative_to(root / "index")
+        and p.name != "app.log"
+    }
+
+
+def test_hostile_uploads_through_the_app_are_refused(client: Any, server: dict[str, Any], tmp_path: Path) -> None:
+    from gradio_client import handle_file
+
+    seeds_before = sorted(p.name for p in server["seeds"].iterdir())
+    outside_before = _outside_seeds(server["root"])
+    script = tmp_path / "payload.sh"
+    script.write_text("echo owned\n")
+    status, _, _ = client.predict([handle_file(str(script))], api_name="/upload")
+    assert "Refused" in status and "not a supported type" in status
+    oversized = tmp_path / "big.txt"
+    oversized.write_text("word " * 10_000)  # 50 kB, over the server's 0.01 MB cap
+    with pytest.raises(ValueError, match="exceeds the maximum file size"):
+        client.predict([handle_file(str(oversized))], api_name="/upload")
+    # The server refuses it too, not only the client.
+    response = httpx.post(server["url"] + "gradio_api/upload", files=[("files", ("big.txt", oversized.read_bytes()))])
+    assert response.status_code == 413 and "maximum allowed size" in response.text
+    assert sorted(p.name for p in server["seeds"].iterdir()) == seeds_before
+    assert _outside_seeds(server["root"]) == outside_before
+
+
+def test_upload_rebuild_and_ask_without_restarting(client: Any, server: dict[str, Any], tmp_path: Path) -> None:
+    document = tmp_path / "owls.md"
+    document.write_text("# Owls\n\nBarn owls hunt voles at night over open fields.\n", encoding="utf-8")
+    status, header, _ = client.predict([handle_file_of(document)], api_name="/upload")
+    assert "Saved" in status and "owls.md" in status and "stale" in header
+    assert (server["seeds"] / "owls.md").read_bytes() == document.read_bytes()
+    status, header = client.predict(api_name="/rebuild")
+    assert "Rebuilt: 3 documents" in status and "stale" not in header
+    result = client.predict("What do barn owls hunt at night?", api_name="/answer")
+    assert result["answered"] and result["quotes"][0]["source"] == "owls.md"
+
+
+def handle_file_of(path: Path) -> Any:
+    from gradio_client import handle_file
+
+    return handle_file(str(path))
+
+
+# The browser
+
+
+@pytest.fixture(scope="module")
+def page(server: dict[str, Any]) -> Iterator[Any]:
+    """A Chromium page on the app, recording any dialog (there must never be one)."""
+    if not CHROMIUM.is_file():
+        reason = f"{CHROMIUM} is missing; install the Debian package chromium (.ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 1100})
+        page.dialogs = []
+        page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+        page.goto(server["url"])
+        page.get_by_placeholder("Ask a question about the sources").wait_for(timeout=60_000)
+        yield page
+        browser.close()
+
+
+def _ask(page: Any, question: str) -> Any:
+    """Type the question, press Enter, and return the new answer once it has rendered."""
+    answers = page.locator(".qa-answer, .qa-error")
+    before = answers.count()
+    box = page.get_by_placeholder("Ask a question about the sources")
+    box.fill(question)
+    box.press("Enter")
+    answers.nth(before).wait_for(timeout=120_000)
+    return answers.nth(before)
+
+
+def test_browser_offers_examples_that_ask_when_clicked(page: Any) -> None:
+    assert "Indexed:" in page.locator(".qa-header").inner_text()
+    example = page.get_by_text("Where is fentanyl produced?").first
+    example.wait_for(timeout=60_000)
+    example.click()
+    answer = page.locator(".qa-answer").first
+    answer.wait_for(timeout=120_000)
+    assert "Fentanyl is produced at big pharmaceutical labs" in answer.locator("blockquote").first.inner_text()
+
+
+def test_browser_shows_quote_citation_and_highlighted_context(page: Any, tmp_path: Path) -> None:
+    answer = _ask(page, SEED_QUESTION)
+    quote = answer.locator("blockquote").first
+    assert "chairman of the Senate Judiciary Committee" in quote.inner_text()
+    assert quote.locator("sup").inner_text() == "[1]"
+    summary = answer.locator("summary").first
+    assert SEED_NAME in summary.inner_text() and "paragraph 7, line 8" in summary.inner_text()
+    summary.click()
+    mark = answer.locator("mark").first
+    mark.wait_for(state="visible")
+    assert "chairman of the Senate Judiciary Committee" in mark.inner_text()
+    page.screenshot(path=str(tmp_path / "answer.png"), full_page=True)
+    assert (tmp_path / "answer.png").stat().st_size > 0
+
+
+def test_browser_show_scores_adds_ranks(page: Any) -> None:
+    page.get_by_label("Show scores (dense rank, BM25 rank, final score)").check()
+    answer = _ask(page, "Who is Paul Knierim?")
+    assert "BM25 rank" in answer.locator(".qa-ranks").first.inner_text()
+    page.get_by_label("Show scores (dense rank, BM25 rank, final score)").uncheck()
+
+
+def test_browser_shows_markup_in_sources_and_questions_as_text(page: Any) -> None:
+    hostile_question = "<img src=y onerror=alert(4)> What does the markup test sentence read?"
+    answer = _ask(page, hostile_question)
+    text = answer.inner_text()
+    assert "<img src=x onerror=alert(1)>" in text and "<script>alert(2)</script>" in text
+    assert "[click me](javascript:alert(3))" in text and "*stars*" in text
+    assert answer.locator("img, script, a, em").count() == 0
+    assert page.get_by_text(hostile_question).count() >= 1  # the question, shown as typed
+    answer.locator("summary").first.click()
+    answer.locator("mark").first.wait_for(state="visible")
+    assert page.dialogs == []
+
+
+def test_browser_upload_rebuild_and_ask_without_restarting(page: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    document = tmp_path / "bats.md"
+    document.write_text("# Bats\n\nFruit bats pollinate durian flowers in Malaysia.\n", encoding="utf-8")
+    page.get_by_text("Index", exact=True).click()
+    page.locator("input[type=file]").set_input_files(str(document))
+    # The name shows while the file uploads; its download link only once it is on the server.
+    page.locator('a[download="bats.md"]').wait_for(timeout=60_000)
+    page.get_by_role("button", name="Add to seeds").click()
+    page.get_by_text("Saved bats.md").wait_for(timeout=60_000)
+    expect(page.locator(".qa-header")).to_contain_text("stale")
+    page.get_by_role("button", name="Rebuild index").click()
+    page.get_by_text("Rebuilt:").wait_for(timeout=180_000)
+    expect(page.locator(".qa-header")).not_to_contain_text("stale")
+    answer = _ask(page, "What do fruit bats pollinate?")
+    assert "Fruit bats pollinate durian flowers" in answer.locator("blockquote").first.inner_text()
+    assert "bats.md" in answer.locator("summary").first.inner_text()

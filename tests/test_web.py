@@ -1,0 +1,216 @@
+"""The web chat's pieces that need no server: HTML rendering, upload saving, the live index."""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import qa
+from qa import ingest
+from qa.embed import Encoder
+from qa.index import Index
+from qa.live import LiveIndex, RebuildRunning
+from qa.render import highlight, render_answer, render_error, render_header, render_question, render_uploads
+from qa.schema import Answer, Hit, Quote
+from qa.uploads import UploadOutcome, UploadRefused, check_name, save_upload, save_uploads
+
+HOSTILE = '<img src=x onerror=alert(1)> <script>alert(2)</script> *bold* _it_ `code` [x](javascript:alert(3))'
+# The only tags render.py writes; anything else that starts with "<" came from text.
+OUR_TAGS = re.compile(r"</?(?:div|p|strong|blockquote|sup|ol|ul|li|details|summary|code|mark|span)(?: [^<>]*)?>")
+
+
+def _quote(context: str, start: int, end: int, offset: int = 100, section: str | None = "Intro") -> Quote:
+    return Quote(
+        text=context[start:end], source="doc.txt", start=offset + start, end=offset + end, score=0.5,
+        section=section, paragraph=2, line=3, context=context, context_start=offset, dense_rank=1, lexical_rank=4,
+    )
+
+
+def _hit(context: str, source: str = "doc.txt") -> Hit:
+    return Hit(
+        id="h", text=context, source=source, start=0, end=len(context), section=None, paragraph=1, line=1,
+        score=0.1, dense_rank=None, lexical_rank=2, passage_rank=None, dense_score=0.0, lexical_score=0.0,
+        context=context, context_start=0,
+    )
+
+
+def _text_outside_tags(markup: str) -> str:
+    return OUR_TAGS.sub("", markup)
+
+
+def test_seed_answer_renders_quote_citation_and_highlight(seed_index: Index) -> None:
+    result = qa.answer("Who chairs the Senate Judiciary Committee?", index=seed_index)
+    markup = render_answer(result)
+    first = result.quotes[0]
+    assert f'<blockquote class="qa-quote">{html.escape(first.text)} <sup class="qa-cite">[1]</sup>' in markup
+    assert html.escape(first.source) in markup and f"paragraph {first.paragraph}, line {first.line}" in markup
+    assert f"<mark>{html.escape(first.text)}</mark>" in markup
+    assert "<details>" in markup and "dense rank" not in markup
+
+
+def test_show_scores_adds_ranks_and_final_score() -> None:
+    markup = render_answer(Answer("q", True, 0.9, [_quote("One. Two. Three.", 5, 9)]), show_scores=True)
+    assert "dense rank 1, BM25 rank 4, final score 0.5000" in markup
+
+
+def test_not_found_lists_related_passages() -> None:
+    markup = render_answer(Answer("q", False, 0.01, [], [_hit("Closest sentence.")]))
+    assert "Not found in the sources." in markup and "Related" in markup and "Closest sentence." in markup
+    assert "dense rank -, BM25 rank 2" in render_answer(Answer("q", False, 0.01, [], [_hit("x")]), show_scores=True)
+
+
+def test_highlight_marks_exactly_the_quoted_span() -> None:
+    context = "Before <b>. The quote & more. After."
+    quote = _quote(context, 12, 29)
+    assert highlight(quote) == "Before &lt;b&gt;. <mark>The quote &amp; more.</mark> After."
+
+
+def test_hostile_source_text_is_escaped_everywhere() -> None:
+    quote = _quote(HOSTILE, 0, 30, section=HOSTILE)
+    markup = render_answer(Answer(HOSTILE, True, 0.9, [quote], [_hit(HOSTILE, source=HOSTILE)], [HOSTILE]), True)
+    markup += render_error(HOSTILE) + render_question(HOSTILE)
+    assert "<img" not in markup and "<script" not in markup
+    assert "<" not in _text_outside_tags(markup)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(min_size=1), cut=st.integers(min_value=0), question=st.text())
+def test_rendered_text_never_carries_unescaped_markup(text: str, cut: int, question: str) -> None:
+    start = cut % len(text)
+    quote = _quote(text, start, len(text), section=text)
+    markup = render_answer(Answer(question, True, 0.5, [quote], [_hit(text, source=text)], [question]), True)
+    outside = _text_outside_tags(markup + render_question(question) + render_error(question))
+    assert "<" not in outside and ">" not in outside
+
+
+def test_header_says_what_is_indexed_and_warns_when_stale(seed_index: Index, seeds_copy: Path) -> None:
+    header = render_header(seed_index, seeds_copy)
+    counts = seed_index.manifest["counts"]
+    assert f"{counts['sentences']} sentences" in header and "all-MiniLM-L6-v2" in header
+    assert seed_index.manifest["built_at"] in header and "stale" not in header
+    (seeds_copy / "new <b>.md").write_text("A new document.\n", encoding="utf-8")
+    stale = render_header(seed_index, seeds_copy)
+    assert "stale" in stale and "added: new &lt;b&gt;.md" in stale
+
+
+def test_upload_outcomes_are_escaped() -> None:
+    markup = render_uploads([UploadOutcome("<x>.txt", True), UploadOutcome("a.exe", False, "<bad>")])
+    assert "&lt;x&gt;.txt" in markup and "&lt;bad&gt;" in markup and "<x>" not in markup
+
+
+def test_no_uploaded_files_says_so() -> None:
+    assert "No files were chosen" in render_uploads([])
+
+
+# Uploads
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def upload_area(tmp_path: Path) -> tuple[Path, Path]:
+    """A seeds folder inside tmp_path, a file to upload beside it, and a sibling that must never change."""
+    seeds = tmp_path / "area" / "seeds"
+    seeds.mkdir(parents=True)
+    (seeds / "existing.txt").write_text("Already here.\n", encoding="utf-8")
+    (tmp_path / "area" / "evil.txt").write_text("untouched\n", encoding="utf-8")
+    uploaded = tmp_path / "incoming"
+    uploaded.write_text("An uploaded document about owls.\n", encoding="utf-8")
+    return seeds, uploaded
+
+
+def test_upload_saves_a_supported_file(upload_area: tuple[Path, Path]) -> None:
+    seeds, uploaded = upload_area
+    saved = save_upload(seeds, "Owls (notes).txt", uploaded)
+    assert saved == seeds / "Owls (notes).txt" and saved.read_bytes() == uploaded.read_bytes()
+    assert sorted(p.name for p in seeds.iterdir()) == ["Owls (notes).txt", "existing.txt"]  # no temp file left
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("../evil.txt", "path"),
+        ("..\\evil.txt", "path"),
+        ("/etc/evil.txt", "path"),
+        ("sub/evil.txt", "path"),
+        ("..", "path"),
+        (".hidden.txt", "not a safe file name"),
+        ("evil.txt\n", "not a safe file name"),
+        ("run.sh", "not a supported type"),
+        ("notes.txt.exe", "not a supported type"),
+        ("noextension", "not a supported type"),
+        ("existing.txt", "already exists"),
+    ],
+)
+def test_hostile_upload_names_are_refused(upload_area: tuple[Path, Path], name: str, says: str) -> None:
+    seeds, uploaded = upload_area
+    area = seeds.parent.parent
+    before = _snapshot(area)
+    with pytest.raises(UploadRefused, match=re.escape(says)):
+        save_upload(seeds, name, uploaded)
+    assert _snapshot(area) == before
+
+
+def test_oversized_upload_is_refused(upload_area: tuple[Path, Path]) -> None:
+    seeds, uploaded = upload_area
+    before = _snapshot(seeds.parent.parent)
+    with pytest.raises(UploadRefused, match="the limit is 10 bytes"):
+        save_upload(seeds, "big.txt", uploaded, max_bytes=10)
+    assert _snapshot(seeds.parent.parent) == before
+
+
+def test_allowed_extensions_follow_ingest(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("report.pdf", "page.html", "page.htm", "memo.docx", "notes.md"):
+        assert check_name(name) == name
+    with pytest.raises(UploadRefused):
+        check_name("report.odt")
+    monkeypatch.setattr(ingest, "SUPPORTED_SUFFIXES", (*ingest.SUPPORTED_SUFFIXES, ".odt"))
+    assert check_name("report.odt") == "report.odt"
+
+
+def test_save_uploads_reports_each_file(upload_area: tuple[Path, Path]) -> None:
+    seeds, uploaded = upload_area
+    outcomes = save_uploads(seeds, [("a.md", uploaded), ("../b.md", uploaded), ("c.exe", uploaded)])
+    assert [(o.name, o.saved) for o in outcomes] == [("a.md", True), ("../b.md", False), ("c.exe", False)]
+    assert all(o.reason for o in outcomes[1:])
+
+
+# The live index
+
+
+@pytest.fixture
+def live_env(seeds_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("QA_SEEDS", str(seeds_copy))
+    monkeypatch.setenv("QA_INDEX", str(tmp_path / "index"))
+    return seeds_copy
+
+
+def test_rebuild_swaps_to_the_new_index_only_when_it_is_live(live_env: Path, encoder: Encoder) -> None:
+    live = LiveIndex()
+    old = live.current()  # no index yet: built from the seeds
+    (live_env / "owls.txt").write_text("Barn owls hunt voles at night over open fields.\n", encoding="utf-8")
+    seen_during_build: list[Path] = []
+
+    def progress(done: int, total: int) -> None:
+        seen_during_build.append(live.current().path)
+        with pytest.raises(RebuildRunning):
+            live.rebuild()
+
+    new = live.rebuild(progress)
+    assert seen_during_build and set(seen_during_build) == {old.path}
+    assert new.path != old.path and live.current() is new
+    assert "owls.txt" in new.sources and not live.rebuilding
+    assert qa.answer("What do barn owls hunt?").quotes[0].source == "owls.txt"
+
+    for path in live_env.iterdir():  # a build that fails leaves the live index answering
+        path.unlink()
+    with pytest.raises(qa.SeedsError):
+        live.rebuild()
+    assert live.current() is new and not live.rebuilding
