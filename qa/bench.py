@@ -11,6 +11,8 @@ the cost of searching a larger index, not of embedding it.
 from __future__ import annotations
 
 import json
+import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -188,8 +190,24 @@ def add_document(corpus: Path, index_dir: Path, document: Path, encoder: Encoder
     return AddDocument(before, statistics.median(builds), statistics.median(firsts))
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB.
+
+    The kernel's VmHWM, which starts afresh at exec; ru_maxrss would carry over
+    the high-water mark of the benchmark process a child was forked from.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            match = re.search(r"VmHWM:\s+(\d+)", status.read())
+        if match:
+            return int(match.group(1)) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 _COLD_SCRIPT = """
-import json, resource, sys, time
+import json, sys, time
 started = time.perf_counter()
 import qa
 imported = time.perf_counter()
@@ -197,8 +215,9 @@ index = qa.load_index(sys.argv[1])
 loaded = time.perf_counter()
 qa.answer(sys.argv[2], index=index)
 done = time.perf_counter()
+from qa.bench import peak_rss_mb
 print(json.dumps({"import_s": imported - started, "load_s": loaded - imported, "answer_s": done - loaded,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak_rss_mb()}))
 """
 
 
@@ -268,6 +287,7 @@ class BenchResults:
     add: AddDocument | None = None
     cold: list[ColdStart] = field(default_factory=list)
     threads: QueryThreads | None = None
+    peak_rss_mb: float = 0.0  # of the benchmark process itself, which held the largest index
 
 
 def question_texts(questions: list[EvalQuestion], count: int) -> list[str]:
@@ -316,5 +336,6 @@ def measure(
         results.cold.append(cold_start(seed_index.path.parent, len(seed_index.sentences), asked[0], rounds))
         results.cold.append(cold_start(work / "index", len(squad_index.sentences), asked[0], rounds))
         report(f"cold start: {results.cold[0].total_s:.1f} s")
+    results.peak_rss_mb = peak_rss_mb()
     return results
 

@@ -38,7 +38,7 @@ def to_markdown(results: BenchResults, command: str) -> str:
         t = results.throughput
         lines += [
             "",
-            "| full build vs raw `SentenceTransformer.encode` of the same texts (medians of 3) | value | target |",
+            "| full build vs raw `SentenceTransformer.encode` of the same texts (medians) | value | target |",
             "|---|---|---|",
             f"| texts embedded (sentences, paragraphs, windows) | {t.texts:,} for {t.sentences:,} sentences | |",
             f"| build: sentences per second | {t.sentences / t.build_s:.1f} ({t.build_s:.1f} s) | |",
@@ -55,12 +55,15 @@ def to_markdown(results: BenchResults, command: str) -> str:
             f"| then the first answer from the new index | {a.first_answer_s:.2f} s | |",
         ]
     if results.cold:
-        lines += ["", "| cold start to first answer (median) | total | import | load | answer | peak RSS | target |", "|---|---|---|---|---|---|---|"]
+        lines += ["", "| cold start to first answer (median) | total | import qa | load index | first answer (loads the model) | peak RSS | target |", "|---|---|---|---|---|---|---|"]
         for cold in results.cold:
             lines.append(
                 f"| {cold.sentences:,} sentences | {cold.total_s:.1f} s | {cold.import_s:.1f} s | {cold.load_s:.1f} s | "
                 f"{cold.answer_s:.2f} s | {cold.peak_rss_mb:.0f} MB | ≤ 15 s: {_verdict(cold.total_s <= 15)} |"
             )
+    if results.peak_rss_mb and results.latencies:
+        largest = max(latency.sentences for latency in results.latencies)
+        lines += ["", f"Peak RSS of the benchmark process, which held the {largest:,}-sentence index: {results.peak_rss_mb:,.0f} MB."]
     return "\n".join(lines)
 
 

@@ -51,6 +51,7 @@ def test_markdown_says_which_targets_were_met() -> None:
         add=AddDocument(10_000, 6.0, 1.0),
         cold=[ColdStart(60, 12.0, 9.0, 2.0, 0.5, 700.0)],
         threads=QueryThreads(2, 8.0, 30.0),
+        peak_rss_mb=1234.0,
     )
     text = to_markdown(results, "python -m qa bench x.json")
     lines = text.splitlines()
@@ -61,6 +62,15 @@ def test_markdown_says_which_targets_were_met() -> None:
     assert any("6.00 s | < 5 s: **missed**" in line for line in lines)
     assert any(line.startswith("| 60 sentences | 12.0 s |") and "≤ 15 s: met" in line for line in lines)
     assert "| all-MiniLM-L6-v2, one question at a time | 8.0 ms | 30.0 ms (2 threads) |" in lines
+    assert lines[-1] == "Peak RSS of the benchmark process, which held the 100,000-sentence index: 1,234 MB."
+
+
+def test_peak_rss_is_this_process_high_water_mark() -> None:
+    import resource
+
+    from qa.bench import peak_rss_mb
+
+    assert 10 < peak_rss_mb() <= resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + 1
 
 
 def test_write_section_replaces_only_its_own_part(tmp_path: Path) -> None:
