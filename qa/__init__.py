@@ -57,19 +57,19 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def get_encoder(model: str | None = None, batch_size: int = 32) -> Encoder:
+def get_encoder(model: str | None = None, batch_size: int = 32, query_backend: str = "onnx") -> Encoder:
     """One encoder per model per process: the model loads once, on first use."""
-    return _cached_encoder(model, batch_size)
+    return _cached_encoder(model, batch_size, query_backend)
 
 
 @lru_cache(maxsize=4)
-def _cached_encoder(model: str | None, batch_size: int) -> Encoder:
+def _cached_encoder(model: str | None, batch_size: int, query_backend: str) -> Encoder:
     # Positional, normalised arguments: lru_cache keys on how it is called.
-    return Encoder(model, batch_size)
+    return Encoder(model, batch_size, query_backend)
 
 
 def _encoder(settings: Settings) -> Encoder:
-    return get_encoder(settings.model, settings.batch_size)
+    return get_encoder(settings.model, settings.batch_size, settings.query_backend)
 
 
 def build_index(

@@ -250,32 +250,42 @@ def cold_start(index_dir: Path, sentences: int, question: str, rounds: int = 3) 
 
 @dataclass(frozen=True)
 class QueryThreads:
-    """Question embedding alone, on one torch thread against torch's default count. Medians, ms."""
+    """Question embedding alone: torch on one thread, torch's default, and onnxruntime. Medians, ms."""
 
     default_threads: int
     one_thread_ms: float
     default_ms: float
+    onnx_ms: float | None = None  # None when the ONNX question encoder is unavailable
 
 
 def query_threads(encoder: Encoder, questions: list[str], rounds: int = 3) -> QueryThreads:
-    """Time the question embedding both ways, alternating rounds so load hits both alike."""
+    """Time the question embedding every way, alternating rounds so load hits each alike."""
     import torch
 
     from qa.embed import one_torch_thread
 
     default = torch.get_num_threads()
-    one, many = [], []
+    timings: dict[str, list[float]] = {"one": [], "many": [], "onnx": []}
+
+    def timed(name: str, embed: Callable[[], Any]) -> None:
+        started = time.perf_counter()
+        embed()
+        timings[name].append(1000 * (time.perf_counter() - started))
+
+    def torch_embed(question: str) -> Callable[[], Any]:
+        return lambda: encoder.model.encode([question], normalize_embeddings=True, show_progress_bar=False)
+
     encoder.model.encode(questions[:1])
     for _ in range(rounds):
         for question in questions:
             with one_torch_thread():
-                started = time.perf_counter()
-                encoder.model.encode([question], normalize_embeddings=True, show_progress_bar=False)
-                one.append(1000 * (time.perf_counter() - started))
-            started = time.perf_counter()
-            encoder.model.encode([question], normalize_embeddings=True, show_progress_bar=False)
-            many.append(1000 * (time.perf_counter() - started))
-    return QueryThreads(default, statistics.median(one), statistics.median(many))
+                timed("one", torch_embed(question))
+            timed("many", torch_embed(question))
+            if encoder.onnx_query is not None:
+                onnx = encoder.onnx_query
+                timed("onnx", lambda: onnx.encode(question))  # noqa: B023 (called at once)
+    onnx_ms = statistics.median(timings["onnx"]) if timings["onnx"] else None
+    return QueryThreads(default, statistics.median(timings["one"]), statistics.median(timings["many"]), onnx_ms)
 
 
 @dataclass
@@ -320,7 +330,7 @@ def measure(
     with scratch() as folder:
         seed_index = build_index(seeds_dir, folder / "seed-index", encoder)
         results.threads = query_threads(encoder, asked[:50], rounds)
-        report(f"question embedding p50: {results.threads.one_thread_ms:.1f} ms on one thread, {results.threads.default_ms:.1f} ms on {results.threads.default_threads}")
+        report(f"question embedding p50: {results.threads.one_thread_ms:.1f} ms torch on one thread, {results.threads.default_ms:.1f} ms on {results.threads.default_threads}, onnx {results.threads.onnx_ms} ms")
         results.latencies.append(answer_latency(seed_index, asked))
         report(f"latency at seed scale: p50 {results.latencies[-1].p50_ms:.1f} ms")
         squad_index = qa.build_index(work / "seeds", work / "index")

@@ -207,7 +207,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         raise QAError(f"SQuAD file {args.squad} does not exist")
     if args.questions < 2 or args.rounds < 1 or any(count < 1 for count in copies):
         raise QAError("--questions must be at least 2, --rounds and every --copies value at least 1")
-    encoder = qa.get_encoder(settings.model, settings.batch_size)
+    encoder = qa.get_encoder(settings.model, settings.batch_size, settings.query_backend)
     results = bench.measure(
         args.squad, args.work, settings.seeds_dir, encoder, args.questions, copies, rounds=args.rounds,
         report=lambda line: print(line, file=sys.stderr, flush=True),

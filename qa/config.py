@@ -11,6 +11,7 @@ from qa.errors import SettingsError
 # The answer threshold is a calibrated confidence, not a raw similarity: see
 # qa/calibrate.py and README "How abstention is calibrated".
 DEFAULT_MIN_CONFIDENCE = 0.5
+QUERY_BACKENDS = ("onnx", "torch")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class Settings:
         min_confidence: answers below this confidence abstain.
         candidates: how many candidates each retriever contributes to fusion.
         batch_size: encoder batch size during builds.
+        query_backend: "onnx" (default; falls back to torch when unavailable) or
+            "torch": what embeds questions.
     """
 
     seeds_dir: Path = Path("seeds")
@@ -33,10 +36,11 @@ class Settings:
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     candidates: int = 50
     batch_size: int = 32
+    query_backend: str = "onnx"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        """Build settings from QA_SEEDS, QA_INDEX, QA_MODEL and QA_MIN_CONFIDENCE."""
+        """Build settings from QA_SEEDS, QA_INDEX, QA_MODEL, QA_MIN_CONFIDENCE and QA_QUERY_BACKEND."""
         env = os.environ if environ is None else environ
         settings = cls()
         if env.get("QA_SEEDS"):
@@ -47,6 +51,11 @@ class Settings:
             settings = replace(settings, model=env["QA_MODEL"])
         if env.get("QA_MIN_CONFIDENCE"):
             settings = replace(settings, min_confidence=_probability("QA_MIN_CONFIDENCE", env["QA_MIN_CONFIDENCE"]))
+        if env.get("QA_QUERY_BACKEND"):
+            backend = env["QA_QUERY_BACKEND"]
+            if backend not in QUERY_BACKENDS:
+                raise SettingsError(f"QA_QUERY_BACKEND={backend!r} is not one of {', '.join(QUERY_BACKENDS)}")
+            settings = replace(settings, query_backend=backend)
         return settings
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from qa import onnx_query
 from qa.errors import ModelLoadError
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,13 @@ def one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(saved)
+
+
+def default_cache_dir() -> Path:
+    """QA_CACHE, else qa/ under XDG_CACHE_HOME or ~/.cache."""
+    if os.environ.get("QA_CACHE"):
+        return Path(os.environ["QA_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qa"
 
 
 def bundled_model_path() -> Path:
@@ -101,9 +109,18 @@ def _read_dimension(path: Path) -> int:
 class Encoder:
     """Loads the model on first use and turns texts into unit-length float32 vectors."""
 
-    def __init__(self, model: str | None = None, batch_size: int = 32) -> None:
+    def __init__(
+        self, model: str | None = None, batch_size: int = 32, query_backend: str = "onnx", cache_dir: Path | None = None
+    ) -> None:
+        """Args:
+        query_backend: "onnx" embeds questions with onnxruntime (qa/onnx_query.py), falling
+            back to torch when that is unavailable; "torch" always uses torch.
+        cache_dir: where the ONNX export is kept (default: QA_CACHE or ~/.cache/qa).
+        """
         self.path = resolve_model_path(model)
         self.batch_size = batch_size
+        self.query_backend = query_backend
+        self.cache_dir = cache_dir or default_cache_dir()
         self._bundled = model is None
 
     @cached_property
@@ -186,9 +203,19 @@ class Encoder:
     def encode_query(self, question: str) -> tuple[np.ndarray, bool]:
         """The question's vector and whether it had to be cut to fit the model window."""
         tokens = self.model.tokenizer(question, add_special_tokens=False, verbose=False)["input_ids"]
+        shortened = len(tokens) > self.max_tokens
+        if self.onnx_query is not None:
+            return self.onnx_query.encode(question), shortened
         with one_torch_thread():
             vector = self.model.encode([question], normalize_embeddings=True, show_progress_bar=False)
-        return np.asarray(vector, dtype=np.float32)[0], len(tokens) > self.max_tokens
+        return np.asarray(vector, dtype=np.float32)[0], shortened
+
+    @cached_property
+    def onnx_query(self) -> onnx_query.OnnxQueryEncoder | None:
+        """The onnxruntime question encoder, or None when questions go through torch."""
+        if self.query_backend != "onnx":
+            return None
+        return onnx_query.load(self.model, self.cache_dir, self.fingerprint.weights_sha256)
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:

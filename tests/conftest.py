@@ -87,11 +87,22 @@ def _no_qa_environment_per_test(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def encoder() -> Encoder:
+def qa_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's cache folder (QA_CACHE): the ONNX export of the model is written here once."""
+    return tmp_path_factory.mktemp("qa-cache")
+
+
+@pytest.fixture(scope="session")
+def encoder(qa_cache: Path) -> Encoder:
     """The bundled model, loaded once per session and shared with the library's own calls."""
     defaults = Settings()
-    encoder = qa.get_encoder(defaults.model, defaults.batch_size)
+    os.environ["QA_CACHE"] = str(qa_cache)  # read when the encoder is made; removed before each test
+    try:
+        encoder = qa.get_encoder(defaults.model, defaults.batch_size, defaults.query_backend)
+    finally:
+        del os.environ["QA_CACHE"]
     encoder.model  # load now, so the cost is paid once and not inside a timed test
+    encoder.onnx_query  # export (or load) the question encoder once, too
     return encoder
 
 

@@ -105,7 +105,7 @@ def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def server(tmp_path_factory: pytest.TempPathFactory, qa_cache: Path) -> Iterator[dict[str, Any]]:
     """`python app.py --allow-upload` on a free port, over a copy of the seeds plus a hostile one, no index yet."""
     root = tmp_path_factory.mktemp("app")
     seeds = root / "seeds"
@@ -114,6 +114,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
     env.update(QA_SEEDS=str(seeds), QA_INDEX=str(root / "index"), QA_MAX_UPLOAD_MB="0.01", PYTHONUNBUFFERED="1")
+    env["QA_CACHE"] = str(qa_cache)
     log = root / "app.log"
     with log.open("wb") as output:
         process = subprocess.Popen(

@@ -102,3 +102,58 @@ def test_one_torch_thread_limits_only_the_calling_thread() -> None:
     with one_torch_thread():
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+QUESTIONS = (
+    "Who chairs the Senate Judiciary Committee?",
+    "How much does a kilogram of fentanyl cost?",
+    "short",
+    "A question " * 200,  # over the model's window: cut as torch cuts it
+)
+
+
+def test_questions_are_embedded_by_onnx_as_torch_would(encoder: Encoder) -> None:
+    assert encoder.onnx_query is not None  # onnxruntime is a requirement: the fast path is taken
+    for question in QUESTIONS:
+        vector, _ = encoder.encode_query(question)
+        reference = encoder.model.encode([question], normalize_embeddings=True)[0]
+        assert vector.dtype == np.float32 and vector.shape == reference.shape
+        assert float(np.dot(vector, reference)) > 0.99999
+
+
+def test_onnx_export_is_written_once_and_reused(encoder: Encoder, qa_cache: Path) -> None:
+    exports = list((qa_cache / "onnx").glob("*.onnx"))
+    assert len(exports) == 1 and exports[0].name.startswith(encoder.fingerprint.weights_sha256[:16])
+    written = exports[0].stat().st_mtime_ns
+    again = Encoder(None, 32, "onnx", qa_cache)
+    again.__dict__["model"] = encoder.model  # the same loaded weights, not a second load
+    assert again.onnx_query is not None
+    assert exports[0].stat().st_mtime_ns == written
+    assert not [p for p in (qa_cache / "onnx").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_torch_backend_or_an_unwritable_cache_falls_back_to_torch(
+    encoder: Encoder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    torch_only = Encoder(None, 32, "torch", tmp_path)
+    torch_only.__dict__["model"] = encoder.model
+    assert torch_only.onnx_query is None
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder should be", encoding="utf-8")
+    broken = Encoder(None, 32, "onnx", blocked)
+    broken.__dict__["model"] = encoder.model
+    with caplog.at_level("WARNING", logger="qa.onnx_query"):
+        assert broken.onnx_query is None
+    assert "embedded by torch" in caplog.text
+    vector, _ = broken.encode_query(QUESTIONS[0])
+    reference = encoder.model.encode([QUESTIONS[0]], normalize_embeddings=True)[0]
+    assert float(np.dot(vector, reference)) > 0.99999
+
+
+def test_query_backend_setting_is_checked() -> None:
+    from qa.config import Settings
+    from qa.errors import SettingsError
+
+    assert Settings.from_env({"QA_QUERY_BACKEND": "torch"}).query_backend == "torch"
+    with pytest.raises(SettingsError, match="onnx, torch"):
+        Settings.from_env({"QA_QUERY_BACKEND": "tensorflow"})
