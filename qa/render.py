@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
-from typing import Protocol
 
 from qa.answer import NOT_FOUND
 from qa.errors import QAError
@@ -19,21 +18,8 @@ from qa.index import Index, describe_stale
 from qa.schema import Answer, Hit, Quote
 from qa.uploads import UploadOutcome
 
-
-class Cited(Protocol):
-    """What a quote and a related hit share: a span of a source and its paragraph."""
-
-    source: str
-    section: str | None
-    paragraph: int
-    line: int
-    start: int
-    end: int
-    score: float
-    dense_rank: int | None
-    lexical_rank: int | None
-    context: str
-    context_start: int
+# What a quote and a related hit share: a span of a source, its paragraph and its ranks.
+Cited = Quote | Hit
 
 
 def highlight(item: Cited) -> str:
