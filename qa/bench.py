@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from qa.answer import answer_question
-from qa.build import build_index
+from qa.build import build_index, window_text
 from qa.embed import Encoder
-from qa.index import Index, load_index
+from qa.index import Index, load_index, record_keys
 from qa.questions import EvalQuestion
 
 Report = Callable[[str], None]
@@ -92,13 +92,8 @@ def known_vectors(index: Index) -> dict[str, np.ndarray]:
     named = {
         "sentences": [(s.text, s) for s in index.sentences],
         "passages": [(p.text, p) for p in index.passages],
-        "windows": [
-            (sentences[w.sentence_id].text[w.start - sentences[w.sentence_id].start : w.end - sentences[w.sentence_id].start], w)
-            for w in index.windows
-        ],
+        "windows": [(window_text(w, sentences[w.sentence_id]), w) for w in index.windows],
     }
-    from qa.index import record_keys
-
     for name, pairs in named.items():
         if pairs:
             vectors = index.stores[name].vectors(record_keys([record for _, record in pairs]))
@@ -320,7 +315,6 @@ def measure(
     Args:
         rounds: repetitions of the build, add-a-document and cold-start timings (medians).
     """
-    import qa
     from qa.questions import load_squad, sample, write_corpus
 
     documents, squad_questions = load_squad(squad)
@@ -333,7 +327,7 @@ def measure(
         report(f"question embedding p50: {results.threads.one_thread_ms:.1f} ms torch on one thread, {results.threads.default_ms:.1f} ms on {results.threads.default_threads}, onnx {results.threads.onnx_ms} ms")
         results.latencies.append(answer_latency(seed_index, asked))
         report(f"latency at seed scale: p50 {results.latencies[-1].p50_ms:.1f} ms")
-        squad_index = qa.build_index(work / "seeds", work / "index")
+        squad_index = build_index(work / "seeds", work / "index", encoder)
         results.latencies += latency_curve(work / "seeds", squad_index, encoder, list(copies), asked, report)
         with scratch() as subset:
             for name in sorted(documents)[:throughput_articles]:

@@ -212,7 +212,7 @@ def _embed_documents(
     texts = {
         "sentences": [s.text for s in sentences],
         "passages": [p.text for p in records["passages"]],
-        "windows": [_window_text(window, sentence) for window, sentence in windows],
+        "windows": [window_text(window, sentence) for window, sentence in windows],
     }
     vectors = encoder.encode([text for name in STORES for text in texts[name]], progress)
     offset = 0
@@ -231,7 +231,8 @@ def sentence_windows(sentence: Sentence) -> list[Window]:
     ]
 
 
-def _window_text(window: Window, sentence: Sentence) -> str:
+def window_text(window: Window, sentence: Sentence) -> str:
+    """The words of a window, sliced from its sentence."""
     return sentence.text[window.start - sentence.start : window.end - sentence.start]
 
 

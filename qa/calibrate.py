@@ -36,7 +36,7 @@ from qa.retrieve import (
     encode_question,
     fused_scores,
     gather_candidates,
-    reciprocal_rank_fusion,
+    retriever_scores,
 )
 
 
@@ -77,9 +77,8 @@ def evaluate(samples: list[Sample], weights: dict[str, FusionWeights]) -> dict[s
     Each single retriever's top 10 is exact: its own top 50 is among the candidates.
     """
     results = {
-        "bm25": rank_metrics([ranking(s, s.found.lexical_raw) for s in samples]),
-        "dense": rank_metrics([ranking(s, s.found.dense) for s in samples]),
-        "rrf": rank_metrics([ranking(s, reciprocal_rank_fusion(s.found)) for s in samples]),
+        name: rank_metrics([ranking(s, retriever_scores(s.found, name)) for s in samples])
+        for name in ("bm25", "dense", "rrf")
     }
     for name, fusion in weights.items():
         results[name] = rank_metrics([ranking(s, fused_scores(s.found, fusion)) for s in samples])

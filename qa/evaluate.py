@@ -8,7 +8,6 @@ longer quote, so that quoting more cannot score more.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,7 +166,7 @@ def evaluate(
             tally.check_spans(retrieval.hits, source_text)
             if question.answerable:
                 tally.rankings.append([holds_answer(hit.text, question.answers) for hit in retrieval.hits])
-            if math.isnan(retrieval.confidence):
+            if name != "default":
                 continue  # a baseline: it has no confidence to abstain by
             _score_answer(tally, question, retrieval, question.answerable, min_confidence, source_text)
             if hide_own_source and question.source:
