@@ -5,9 +5,9 @@
 The ONNX files are exported locally from the bundled weights (nothing is
 downloaded) into a copy of the model folder under --work. The ONNX backend
 needs `optimum-onnx[onnxruntime]`, which at the time of writing requires
-transformers < 4.58, so it runs in its own environment (README,
-"Benchmarks"). Quality is the cosine between each backend's vector and
-torch's for the same text: a backend whose vectors match torch's ranks the
+transformers < 4.58, so it runs in its own environment, installed from
+requirements-backends.txt (README, "Measuring"). Quality is the cosine
+between each backend's vector and torch's for the same text: a backend whose vectors match torch's ranks the
 same; one whose vectors drift must be measured with `qa eval` before use.
 """
 

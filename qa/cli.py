@@ -168,6 +168,7 @@ def _info(args: argparse.Namespace, settings: Settings) -> int:
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
     from qa import evaluate
+    from qa.questions import sample
 
     if args.limit is not None and args.limit < 1:
         raise QAError("--limit must be at least 1")
@@ -176,8 +177,6 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         index, questions = evaluate.prepare(
             args.file, settings, work=args.work, articles=args.articles, progress=progress
         )
-    from qa.questions import sample
-
     chosen = sample(questions, args.limit, args.seed)
     with _progress_bar("asking", "question") as progress:
         report = evaluate.evaluate(
