@@ -7,8 +7,9 @@ downloaded) into a copy of the model folder under --work. The ONNX backend
 needs `optimum-onnx[onnxruntime]`, which at the time of writing requires
 transformers < 4.58, so it runs in its own environment, installed from
 requirements-backends.txt (README, "Measuring"). Quality is the cosine
-between each backend's vector and torch's for the same text: a backend whose vectors match torch's ranks the
-same; one whose vectors drift must be measured with `qa eval` before use.
+between each backend's vector and torch's for the same text: a backend whose
+vectors match torch's ranks the same; one whose vectors drift must be
+measured with `qa eval` before use.
 """
 
 from __future__ import annotations
