@@ -47,6 +47,9 @@ DEFAULT_EXAMPLES = (
     "How much profit does a fentanyl investment yield?",
 )
 ADMIN_USER = "admin"
+HEADER_REFRESH_SECONDS = 5  # a tick compares one short string; the header is rebuilt only on a change
+# Answering is short and CPU-bound (one ONNX thread, numpy, FAISS): two at once fill the two cores.
+ANSWER_CONCURRENCY = 2
 MAX_K = 50  # each retriever contributes 50 candidates (Settings.candidates); more would be padding
 LOOPBACK_NAMES = {"localhost"}
 CSS = """
@@ -66,6 +69,7 @@ class AppConfig:
     host: str
     port: int
     allow_upload: bool
+    allow_rebuild: bool
     admin_password: str | None
     max_upload_bytes: int
     examples: tuple[str, ...]
@@ -80,9 +84,14 @@ class AppConfig:
             return False
 
     @property
+    def changes_index(self) -> bool:
+        """Whether users may change the index: uploads (which need rebuilds) or rebuilds were enabled."""
+        return self.allow_upload or self.allow_rebuild
+
+    @property
     def admin(self) -> bool:
-        """Whether the index panel (upload, rebuild) is shown: always on loopback, else only behind a password."""
-        return self.loopback or bool(self.admin_password)
+        """Whether the index panel is shown: when enabled, on loopback or behind a password."""
+        return self.changes_index and (self.loopback or bool(self.admin_password))
 
     @property
     def needs_login(self) -> bool:
@@ -98,7 +107,13 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "--allow-upload",
         action="store_true",
         default=environ.get("QA_ALLOW_UPLOAD", "") == "1",
-        help="let users add seed files from the browser (QA_ALLOW_UPLOAD=1)",
+        help="let users add seed files from the browser and rebuild (QA_ALLOW_UPLOAD=1)",
+    )
+    parser.add_argument(
+        "--allow-rebuild",
+        action="store_true",
+        default=environ.get("QA_ALLOW_REBUILD", "") == "1",
+        help="let users rebuild the index from the seeds folder (QA_ALLOW_REBUILD=1)",
     )
     parser.add_argument(
         "--examples",
@@ -137,12 +152,13 @@ def parse_config(argv: list[str] | None = None, environ: Mapping[str, str] | Non
     except (OSError, ValueError) as error:
         parser.error(f"cannot use the examples file or QA_MAX_UPLOAD_MB: {error}")
     config = AppConfig(
-        args.host, args.port, args.allow_upload, env.get("QA_ADMIN_PASSWORD") or None, max_bytes, examples
+        args.host, args.port, args.allow_upload, args.allow_rebuild, env.get("QA_ADMIN_PASSWORD") or None,
+        max_bytes, examples,
     )
-    if config.allow_upload and not config.admin:
+    if config.changes_index and not config.admin:
         parser.error(
-            f"uploads on {config.host}, which is not loopback, need a password: set QA_ADMIN_PASSWORD "
-            "(users then log in as 'admin'), or listen on 127.0.0.1"
+            f"uploads and rebuilds on {config.host}, which is not loopback, need a password: set "
+            "QA_ADMIN_PASSWORD (users then log in as 'admin'), or listen on 127.0.0.1"
         )
     return config
 
@@ -153,6 +169,14 @@ def answer(question: str, k: int = 3) -> dict[str, Any]:
         raise gr.Error(f"k must be from 1 to {MAX_K}: how many sentences to consider")
     try:
         return qa.answer(question, k=k).to_dict()
+    except qa.QAError as error:
+        raise gr.Error(str(error)) from error
+
+
+def status() -> dict[str, Any]:
+    """The build answers come from, its size, whether a rebuild runs, and the last recovery notice."""
+    try:
+        return qa.live_index().status()
     except qa.QAError as error:
         raise gr.Error(str(error)) from error
 
@@ -181,16 +205,25 @@ def _password_check(password: str) -> Callable[[str, str], bool]:
 
 
 def _header(live: LiveIndex) -> str:
-    """The header line, or what went wrong loading the index (the page must still render)."""
+    """The header line and any recovery notice, or what went wrong loading the index (the page must still render)."""
     try:
-        return render_header(live.current(), live.settings.seeds_dir)
+        header = render_header(live.current(), live.seeds_dir)
     except qa.QAError as error:
         return render_status(f"The index cannot be loaded: {error}", ok=False)
+    return header + (render_status(live.notice, ok=False) if live.notice else "")
+
+
+def _refresh_header(live: LiveIndex, shown: str | None) -> tuple[Any, str | None]:
+    """A new header when answers come from another build (or a notice) than the page shows, else no update."""
+    try:
+        now = f"{live.current().path.name}|{live.notice}"
+    except qa.QAError as error:
+        now = str(error)
+    return (gr.skip(), shown) if now == shown else (_header(live), now)
 
 
 def _index_panel(config: AppConfig, live: LiveIndex, header: gr.HTML) -> None:
     """Upload (when enabled) and rebuild, with a status line and a progress bar."""
-    settings = live.settings
     with gr.Accordion("Index", open=False):
         status = gr.HTML()
         if config.allow_upload:
@@ -201,7 +234,7 @@ def _index_panel(config: AppConfig, live: LiveIndex, header: gr.HTML) -> None:
 
             def upload(paths: list[str] | None) -> tuple[str, str, None]:
                 named = [(Path(path).name, Path(path)) for path in paths or []]
-                outcomes = save_uploads(settings.seeds_dir, named, config.max_upload_bytes)
+                outcomes = save_uploads(live.seeds_dir, named, config.max_upload_bytes)
                 return render_uploads(outcomes), _header(live), None
 
             add.click(upload, files, [status, header, files], api_name="upload")
@@ -238,15 +271,24 @@ def build_app(config: AppConfig, live: LiveIndex) -> gr.Blocks:
         question = gr.Textbox(placeholder="Ask a question about the sources", show_label=False, submit_btn="Ask")
         show_scores = gr.Checkbox(label="Show scores (dense rank, BM25 rank, final score)", value=False)
         question.submit(
-            respond, [question, chatbot, show_scores], [question, chatbot], api_visibility="undocumented"
+            respond, [question, chatbot, show_scores], [question, chatbot], api_visibility="undocumented",
+            concurrency_limit=ANSWER_CONCURRENCY, concurrency_id="answer",
         )
         chatbot.example_select(
-            respond_example, [chatbot, show_scores], [question, chatbot], api_visibility="undocumented"
+            respond_example, [chatbot, show_scores], [question, chatbot], api_visibility="undocumented",
+            concurrency_limit=ANSWER_CONCURRENCY, concurrency_id="answer",
         )
         if config.admin:
             _index_panel(config, live, header)
-        demo.load(lambda: _header(live), None, header, api_visibility="undocumented")
-        gr.api(answer, api_name="answer")
+        # Another process may rebuild the index: the header follows the build answers come from.
+        shown = gr.State(None)
+        demo.load(lambda: _refresh_header(live, None), None, [header, shown], api_visibility="undocumented")
+        gr.Timer(HEADER_REFRESH_SECONDS).tick(
+            lambda current: _refresh_header(live, current), shown, [header, shown], api_visibility="undocumented",
+            show_progress="hidden", queue=False,
+        )
+        gr.api(answer, api_name="answer", concurrency_limit=ANSWER_CONCURRENCY, concurrency_id="answer")
+        gr.api(status, api_name="status")
     return demo
 
 
@@ -255,15 +297,17 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_config(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own startup probes of this server
-    live = LiveIndex()
+    live = qa.live_index()
     try:
-        index = live.warm()
+        index = live.warm()  # built when missing, rebuilt from the seeds when damaged
     except qa.QAError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     logger.info("answering from %s (%s documents)", index.path, index.manifest["counts"]["sources"])
+    if live.notice:
+        logger.warning("%s", live.notice)
     if not config.admin:
-        logger.info("index panel hidden: %s is not loopback and QA_ADMIN_PASSWORD is not set", config.host)
+        logger.info("index panel hidden: uploads and rebuilds are off (--allow-upload, --allow-rebuild)")
     build_app(config, live).queue().launch(**launch_options(config))
     return 0
 

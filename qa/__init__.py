@@ -28,6 +28,7 @@ from qa.errors import (
     SettingsError,
 )
 from qa.index import Index
+from qa.live import LiveIndex
 from qa.retrieve import search
 from qa.schema import Answer, Hit, Passage, Quote, Sentence
 
@@ -50,6 +51,7 @@ __all__ = [
     "SettingsError",
     "answer",
     "build_index",
+    "live_index",
     "load_index",
     "retrieve",
 ]
@@ -85,7 +87,13 @@ def build_index(
         SeedsError: the folder is missing or has nothing to index.
     """
     settings = Settings.from_env()
-    return _build.build_index(Path(seeds_dir), Path(index_dir), _encoder(settings), full, progress)
+    index = _build.build_index(Path(seeds_dir), Path(index_dir), _encoder(settings), full, progress)
+    with _live_lock:
+        serving = [live for live in _live.values() if live.index_dir.resolve() == index.path.parent.resolve()]
+    for live in serving:  # answer from the new build at once, not after a background load
+        if live.encoder is index.encoder:
+            live.adopt(index)
+    return index
 
 
 def load_index(index_dir: str | Path = "index") -> Index:
@@ -93,31 +101,31 @@ def load_index(index_dir: str | Path = "index") -> Index:
     return _index.load_index(Path(index_dir), _encoder(Settings.from_env()))
 
 
-_default_lock = threading.Lock()
-_default: dict[str, Index] = {}
+_live_lock = threading.Lock()
+_live: dict[tuple[str, ...], LiveIndex] = {}
+
+
+def live_index() -> LiveIndex:
+    """The LiveIndex for the current settings (QA_SEEDS, QA_INDEX, QA_MODEL): one per process."""
+    settings = Settings.from_env()
+    key = (
+        str(settings.index_dir.resolve()), str(settings.seeds_dir.resolve()),
+        str(settings.model), str(settings.batch_size), settings.query_backend,
+    )
+    with _live_lock:
+        if key not in _live:
+            _live[key] = LiveIndex(settings.seeds_dir, settings.index_dir, _encoder(settings))
+        return _live[key]
 
 
 def default_index() -> Index:
-    """The index at QA_INDEX (default `index/`), loaded once and reloaded when rebuilt.
+    """The index at QA_INDEX (default `index/`), loaded once and swapped for newer builds as they appear.
 
     When no index exists yet but the seeds folder (QA_SEEDS, default `seeds/`)
-    has documents, it is built first.
+    has documents, it is built first; when it is damaged, it is rebuilt from
+    them (see qa/live.py).
     """
-    settings = Settings.from_env()
-    key = str(settings.index_dir.resolve())
-    with _default_lock:
-        cached = _default.get(key)
-        try:
-            live = _index.live_build(settings.index_dir)
-        except IndexMissingError:
-            if not settings.seeds_dir.is_dir():
-                raise
-            logger.info("no index at %s; building it from %s", settings.index_dir, settings.seeds_dir)
-            _default[key] = _build.build_index(settings.seeds_dir, settings.index_dir, _encoder(settings))
-            return _default[key]
-        if cached is None or cached.path != live:
-            _default[key] = _index.load_index(settings.index_dir, _encoder(settings))
-        return _default[key]
+    return live_index().current()
 
 
 def retrieve(question: str, k: int = 5, index: Index | None = None) -> list[Hit]:

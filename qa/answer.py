@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from qa.index import Index
 from qa.retrieve import Retrieval, search
 from qa.schema import Answer, Hit, Quote
@@ -61,8 +63,9 @@ def make_quotes(hits: list[Hit]) -> list[Quote]:
 def answer_question(
     index: Index, question: str, k: int = 3, min_confidence: float = 0.5, candidates: int = 50
 ) -> Answer:
-    """Quote the sentences that answer the question, or abstain and list related ones."""
-    return answer_from(question, search(index, question, k=k, candidates=candidates), min_confidence)
+    """Quote the sentences that answer the question, or abstain and list related ones; names the build used."""
+    answer = answer_from(question, search(index, question, k=k, candidates=candidates), min_confidence)
+    return replace(answer, build=index.path.name)
 
 
 def answer_from(question: str, retrieval: Retrieval, min_confidence: float = 0.5) -> Answer:

@@ -181,6 +181,7 @@ class Answer(_Record):
     quotes: list[Quote] = field(default_factory=list)
     related: list[Hit] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    build: str = ""  # the index build folder every quote and hit came from
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -190,4 +191,5 @@ class Answer(_Record):
             "quotes": [quote.to_dict() for quote in self.quotes],
             "related": [hit.to_dict() for hit in self.related],
             "notes": list(self.notes),
+            "build": self.build,
         }

@@ -194,7 +194,8 @@ def test_threshold_decides_between_quotes_and_abstention(seed_index: Index, ques
 def test_answer_to_dict_is_json_with_citations(seed_index: Index) -> None:
     answer = answer_question(seed_index, "Who is Kirsten Madison?", k=3, min_confidence=0.0)
     data = json.loads(json.dumps(answer.to_dict(), ensure_ascii=False))
-    assert set(data) == {"question", "answered", "confidence", "quotes", "related", "notes"}
+    assert set(data) == {"question", "answered", "confidence", "quotes", "related", "notes", "build"}
+    assert data["build"] == seed_index.path.name  # the one build every quote came from
     assert data["answered"] is True and data["question"] == "Who is Kirsten Madison?"
     assert [q["citation"] for q in data["quotes"]] == [q.citation for q in answer.quotes]
     assert [q["text"] for q in data["quotes"]] == [q.text for q in answer.quotes]

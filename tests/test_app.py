@@ -38,18 +38,27 @@ STARTUP_SECONDS = 300  # a bound, not a timing check: model load and first build
 # Settings
 
 
-def test_loopback_needs_no_password_and_shows_the_index_panel() -> None:
+def test_by_default_the_chat_listens_on_loopback_without_upload_or_rebuild() -> None:
     config = app.parse_config([], {})
-    assert (config.host, config.port, config.allow_upload) == ("127.0.0.1", 7860, False)
-    assert config.loopback and config.admin and not config.needs_login
+    assert (config.host, config.port, config.allow_upload, config.allow_rebuild) == ("127.0.0.1", 7860, False, False)
+    assert config.loopback and not config.admin and not config.needs_login
     assert config.examples == app.DEFAULT_EXAMPLES
-    assert app.parse_config(["--host", "::1", "--allow-upload"], {}).admin
-    assert app.parse_config([], {"QA_HOST": "localhost", "QA_ALLOW_UPLOAD": "1", "QA_PORT": "9000"}).allow_upload
 
 
-def test_uploads_off_loopback_refuse_to_start_without_a_password(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("flag", ["--allow-upload", "--allow-rebuild"])
+def test_on_loopback_either_flag_shows_the_index_panel_without_a_password(flag: str) -> None:
+    assert app.parse_config(["--host", "::1", flag], {}).admin
+    variable = "QA_" + flag.removeprefix("--").replace("-", "_").upper()
+    config = app.parse_config([], {"QA_HOST": "localhost", variable: "1", "QA_PORT": "9000"})
+    assert config.admin and config.port == 9000 and not config.needs_login
+
+
+@pytest.mark.parametrize("flag", ["--allow-upload", "--allow-rebuild"])
+def test_uploads_or_rebuilds_off_loopback_refuse_to_start_without_a_password(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit):
-        app.parse_config(["--host", "0.0.0.0", "--allow-upload"], {})
+        app.parse_config(["--host", "0.0.0.0", flag], {})
     assert "QA_ADMIN_PASSWORD" in capsys.readouterr().err
 
 

@@ -12,12 +12,23 @@ from hypothesis import strategies as st
 
 import qa
 from qa import ingest
-from qa.embed import Encoder
 from qa.index import Index
-from qa.live import LiveIndex, RebuildRunning
-from qa.render import highlight, render_answer, render_error, render_header, render_question, render_uploads
+from qa.render import (
+    highlight,
+    render_answer,
+    render_error,
+    render_header,
+    render_question,
+    render_uploads,
+)
 from qa.schema import Answer, Hit, Quote
-from qa.uploads import UploadOutcome, UploadRefused, check_name, save_upload, save_uploads
+from qa.uploads import (
+    UploadOutcome,
+    UploadRefused,
+    check_name,
+    save_upload,
+    save_uploads,
+)
 
 HOSTILE = '<img src=x onerror=alert(1)> <script>alert(2)</script> *bold* _it_ `code` [x](javascript:alert(3))'
 # The only tags render.py writes; anything else that starts with "<" came from text.
@@ -180,37 +191,3 @@ def test_save_uploads_reports_each_file(upload_area: tuple[Path, Path]) -> None:
     outcomes = save_uploads(seeds, [("a.md", uploaded), ("../b.md", uploaded), ("c.exe", uploaded)])
     assert [(o.name, o.saved) for o in outcomes] == [("a.md", True), ("../b.md", False), ("c.exe", False)]
     assert all(o.reason for o in outcomes[1:])
-
-
-# The live index
-
-
-@pytest.fixture
-def live_env(seeds_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("QA_SEEDS", str(seeds_copy))
-    monkeypatch.setenv("QA_INDEX", str(tmp_path / "index"))
-    return seeds_copy
-
-
-def test_rebuild_swaps_to_the_new_index_only_when_it_is_live(live_env: Path, encoder: Encoder) -> None:
-    live = LiveIndex()
-    old = live.current()  # no index yet: built from the seeds
-    (live_env / "owls.txt").write_text("Barn owls hunt voles at night over open fields.\n", encoding="utf-8")
-    seen_during_build: list[Path] = []
-
-    def progress(done: int, total: int) -> None:
-        seen_during_build.append(live.current().path)
-        with pytest.raises(RebuildRunning):
-            live.rebuild()
-
-    new = live.rebuild(progress)
-    assert seen_during_build and set(seen_during_build) == {old.path}
-    assert new.path != old.path and live.current() is new
-    assert "owls.txt" in new.sources and not live.rebuilding
-    assert qa.answer("What do barn owls hunt?").quotes[0].source == "owls.txt"
-
-    for path in live_env.iterdir():  # a build that fails leaves the live index answering
-        path.unlink()
-    with pytest.raises(qa.SeedsError):
-        live.rebuild()
-    assert live.current() is new and not live.rebuilding
