@@ -185,19 +185,21 @@ def add_document(corpus: Path, index_dir: Path, document: Path, encoder: Encoder
     return AddDocument(before, statistics.median(builds), statistics.median(firsts))
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory in MB.
+def peak_rss_mb(pid: int | None = None) -> float:
+    """The peak resident memory in MB of this process, or of process `pid`.
 
     The kernel's VmHWM, which starts afresh at exec; ru_maxrss would carry over
     the high-water mark of the benchmark process a child was forked from.
     """
     try:
-        with open("/proc/self/status", encoding="ascii") as status:
+        with open(f"/proc/{pid or 'self'}/status", encoding="ascii") as status:
             match = re.search(r"VmHWM:\s+(\d+)", status.read())
         if match:
             return int(match.group(1)) / 1024
     except OSError:
         pass
+    if pid is not None:
+        return float("nan")  # another process's memory is only in /proc
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

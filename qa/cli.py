@@ -1,4 +1,4 @@
-"""Command line: `python -m qa build|ask|info|eval|bench`. The only module that prints."""
+"""Command line: `python -m qa build|ask|info|eval|bench|loadtest`. The only module that prints."""
 
 from __future__ import annotations
 
@@ -63,6 +63,18 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--rounds", type=int, default=3, help="repeats of build, add and cold-start timings (default 3)")
     bench.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"), help="Markdown file whose bench section is rewritten")
     bench.add_argument("--plot", type=Path, default=Path("docs/latency.png"), help="latency-against-size plot (PNG)")
+
+    load = commands.add_parser("loadtest", help="drive the web app with concurrent clients over loopback")
+    load.add_argument("--clients", type=int, default=20, help="concurrent gradio_client clients (default 20)")
+    load.add_argument("--seconds", type=float, default=60.0, help="how long to ask (default 60)")
+    load.add_argument("--max-requests", type=int, default=100_000, help="at most this many questions per client")
+    load.add_argument("--questions", type=Path, help="questions, one per line or JSONL (default: 50 made from indexed sentences)")
+    load.add_argument("--rebuild", nargs="*", choices=("cli", "app"), default=[],
+                      help="rebuild during the run: 'cli' in another process, 'app' through the app (evenly spaced)")
+    load.add_argument("--url", help="a running app on 127.0.0.1 (default: start app.py on a free port)")
+    load.add_argument("--seeds", type=Path, help="seeds folder (default: QA_SEEDS or seeds/)")
+    load.add_argument("--index", type=Path, help="index folder (default: QA_INDEX or index/)")
+    load.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     return parser
 
 
@@ -218,6 +230,48 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _loadtest(args: argparse.Namespace, settings: Settings) -> int:
+    import tempfile
+
+    from qa import loadtest
+
+    if args.clients < 1 or args.max_requests < 1 or not args.seconds > 0:
+        raise QAError("--clients and --max-requests must be at least 1, --seconds above 0")
+    app = None
+    if args.url:
+        url = loadtest.check_loopback(args.url)
+        if "app" in args.rebuild:
+            print("note: an 'app' rebuild needs the app started with --allow-rebuild", file=sys.stderr)
+    else:
+        log = Path(tempfile.mkdtemp(prefix="qa-loadtest-")) / "app.log"
+        print(f"starting app.py (log: {log})", file=sys.stderr, flush=True)
+        app = loadtest.App(settings.seeds_dir, settings.index_dir, "app" in args.rebuild, log)
+        url = app.url
+    peak = None
+    try:
+        if app:
+            app.wait()
+        questions = (loadtest.read_questions(args.questions) if args.questions
+                     else loadtest.questions_from(settings.index_dir, 50))
+        print(f"{args.clients} clients asking {len(questions)} questions at {url} for {args.seconds:g} s",
+              file=sys.stderr, flush=True)
+        report = loadtest.run(
+            url, questions, args.clients, args.seconds, args.max_requests, args.rebuild, settings.seeds_dir,
+            settings.index_dir if (app or args.index) else None,
+            report=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    finally:
+        if app:
+            peak = app.stop()
+    report.app_peak_rss_mb = peak
+    summary = report.summary()
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print(loadtest.format_report(summary))
+    failed = report.errors or not report.requests or not all(r.ok for r in report.rebuilds)
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; 0 on success, 1 on an error the user can fix."""
     args = _parser().parse_args(argv)
@@ -226,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     # cannot read is reported once, by the build, as skipped.
     for noisy in ("pypdf", "trafilatura"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    handlers = {"build": _build, "ask": _ask, "info": _info, "eval": _eval, "bench": _bench}
+    handlers = {"build": _build, "ask": _ask, "info": _info, "eval": _eval, "bench": _bench,
+                "loadtest": _loadtest}
     try:
         return handlers[args.command](args, _settings(args))
     except QAError as error:
