@@ -32,6 +32,19 @@ DEV_SET = REPO.parent / "shared" / "eval" / "dev_seed.jsonl"
 DEV_SET_MISSING = f"dev set {DEV_SET} is missing; it lives in the shared eval folder beside the repo"
 
 
+# Questions a user might send by mistake or on purpose. The first three have no
+# words to search for and get a message; the rest are answered or abstain.
+UNSEARCHABLE_QUESTIONS = {"empty": "", "whitespace": " \t\n  ", "punctuation": "?!... ¿¡ — ***"}
+HOSTILE_QUESTIONS = {
+    **UNSEARCHABLE_QUESTIONS,
+    "100k characters": ("Who chairs the Senate Judiciary Committee? " * 2400)[:100_000],
+    "control characters and NUL": "Who\x00 chairs\x07 the\x1b[31m Senate\x7f Judiciary Committee?",
+    "emoji and mixed scripts": "🔥🇨🇳 фентанил 芬太尼 فنتانيل who chairs the committee? 👩🏽‍⚖️ e\u0301",
+    "SQL": "'; DROP TABLE sentences; -- who chairs the committee? OR 1=1",
+    "HTML and script": "<script>alert(1)</script><img src=x onerror=alert(2)> who chairs the committee?",
+}
+
+
 def load_dev_set() -> list[dict[str, Any]]:
     """The dev questions, or [] when the shared eval file is absent."""
     if not DEV_SET.is_file():

@@ -11,14 +11,17 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import REPO, SEED_NAME, SEEDS
+from conftest import HOSTILE_QUESTIONS, REPO, SEED_NAME, SEEDS, UNSEARCHABLE_QUESTIONS
 
 import app  # noqa: E402  (after conftest has put the repo on sys.path)
+from qa.build import build_index
+from qa.embed import Encoder
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -113,27 +116,23 @@ def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -
     pytest.fail(f"app.py did not serve {url} within {STARTUP_SECONDS}s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, qa_cache: Path) -> Iterator[dict[str, Any]]:
-    """`python app.py --allow-upload` on a free port, over a copy of the seeds plus a hostile one, no index yet."""
-    root = tmp_path_factory.mktemp("app")
-    seeds = root / "seeds"
-    shutil.copytree(SEEDS, seeds)
-    (seeds / HOSTILE_NAME).write_text(HOSTILE_LINE + "\n", encoding="utf-8")
+@contextmanager
+def _serving(root: Path, seeds: Path, qa_cache: Path, *args: str, **env: str) -> Iterator[dict[str, Any]]:
+    """`python app.py ARGS` on a free port over `seeds`, index in root/index; stopped on exit."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    env.update(QA_SEEDS=str(seeds), QA_INDEX=str(root / "index"), QA_MAX_UPLOAD_MB="0.01", PYTHONUNBUFFERED="1")
-    env["QA_CACHE"] = str(qa_cache)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    environ.update(QA_SEEDS=str(seeds), QA_INDEX=str(root / "index"), QA_CACHE=str(qa_cache), PYTHONUNBUFFERED="1")
+    environ.update(env)
     log = root / "app.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py"), "--port", str(port), "--allow-upload"],
-            cwd=root, env=env, stdout=output, stderr=subprocess.STDOUT,
+            [sys.executable, str(REPO / "app.py"), "--port", str(port), *args],
+            cwd=root, env=environ, stdout=output, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_until_serving(url, process, log)
-        yield {"url": url, "root": root, "seeds": seeds, "log": log}
+        yield {"url": url, "root": root, "seeds": seeds, "log": log, "port": port}
     finally:
         process.terminate()
         try:
@@ -141,6 +140,17 @@ def server(tmp_path_factory: pytest.TempPathFactory, qa_cache: Path) -> Iterator
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, qa_cache: Path) -> Iterator[dict[str, Any]]:
+    """`python app.py --allow-upload` on a free port, over a copy of the seeds plus a hostile one, no index yet."""
+    root = tmp_path_factory.mktemp("app")
+    seeds = root / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    (seeds / HOSTILE_NAME).write_text(HOSTILE_LINE + "\n", encoding="utf-8")
+    with _serving(root, seeds, qa_cache, "--allow-upload", QA_MAX_UPLOAD_MB="0.01") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +186,22 @@ def test_api_turns_a_bad_question_into_a_message(client: Any) -> None:
         client.predict("   ", api_name="/answer")
     with pytest.raises(AppError, match="k must be from 1"):
         client.predict("Who is Paul Knierim?", 0, api_name="/answer")
+
+
+@pytest.mark.parametrize("name", HOSTILE_QUESTIONS)
+def test_api_hostile_questions_get_an_answer_or_a_message(client: Any, server: dict[str, Any], name: str) -> None:
+    from gradio_client.exceptions import AppError
+
+    question = HOSTILE_QUESTIONS[name]
+    if name in UNSEARCHABLE_QUESTIONS:
+        with pytest.raises(AppError, match="question"):
+            client.predict(question, api_name="/answer")
+        return
+    result = client.predict(question, 3, api_name="/answer")
+    assert isinstance(result["answered"], bool) and result["quotes"] + result["related"]
+    for item in result["quotes"] + result["related"]:
+        source_text = (server["seeds"] / item["source"]).read_text(encoding="utf-8")
+        assert source_text[item["start"] : item["end"]] == item["text"]
 
 
 def _outside_seeds(root: Path) -> dict[str, bytes]:
@@ -323,3 +349,74 @@ def test_browser_upload_rebuild_and_ask_without_restarting(page: Any, tmp_path: 
     answer = _ask(page, "What do fruit bats pollinate?")
     assert "Fruit bats pollinate durian flowers" in answer.locator("blockquote").first.inner_text()
     assert "bats.md" in answer.locator("summary").first.inner_text()
+
+
+def test_browser_hostile_questions_get_a_message_or_an_answer_never_a_traceback(page: Any) -> None:
+    for name, question in HOSTILE_QUESTIONS.items():
+        reply = _ask(page, question)
+        if name in UNSEARCHABLE_QUESTIONS:
+            assert "qa-error" in (reply.get_attribute("class") or "") and "question" in reply.inner_text()
+        else:
+            assert "qa-answer" in (reply.get_attribute("class") or ""), name
+    body = page.locator("body").inner_text()
+    assert "Traceback" not in body and "Exception" not in body
+    assert page.locator(".toast-body").count() == 0 and page.dialogs == []
+
+
+# The app with no flags, started over a damaged index
+
+
+@pytest.fixture(scope="module")
+def plain_server(tmp_path_factory: pytest.TempPathFactory, qa_cache: Path, encoder: Encoder) -> Iterator[dict[str, Any]]:
+    """`python app.py` with no flags, over an index whose sentence vectors were cut in half."""
+    root = tmp_path_factory.mktemp("plain-app")
+    seeds = root / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    damaged = build_index(seeds, root / "index", encoder)
+    vectors = damaged.path / "sentences.faiss"
+    vectors.write_bytes(vectors.read_bytes()[: vectors.stat().st_size // 2])
+    with _serving(root, seeds, qa_cache) as running:
+        running["damaged"] = damaged.path.name
+        yield running
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses of the sockets listening on `port`, from /proc/net/tcp and tcp6 (hex, as the kernel writes)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def test_by_default_the_app_listens_on_127_0_0_1_only(plain_server: dict[str, Any]) -> None:
+    assert _listening_addresses(plain_server["port"]) == {"0100007F"}  # 127.0.0.1, little-endian hex
+
+
+def test_by_default_there_is_no_upload_or_rebuild(plain_server: dict[str, Any]) -> None:
+    from gradio_client import Client
+
+    client = Client(plain_server["url"], verbose=False)
+    endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/answer", "/status"} <= endpoints and not {"/upload", "/rebuild"} & endpoints
+    with pytest.raises(ValueError, match="rebuild"):
+        client.predict(api_name="/rebuild")
+    page = httpx.get(plain_server["url"]).text
+    assert "Rebuild index" not in page and "Add to seeds" not in page
+
+
+def test_a_damaged_index_is_rebuilt_at_start_and_the_app_says_so(plain_server: dict[str, Any]) -> None:
+    from gradio_client import Client
+
+    client = Client(plain_server["url"], verbose=False)
+    status = client.predict(api_name="/status")
+    assert status["build"] != plain_server["damaged"]
+    assert "sentences.faiss" in status["notice"] and "rebuilt from" in status["notice"]
+    assert "rebuilding it from" in plain_server["log"].read_text()
+    result = client.predict(SEED_QUESTION, 3, api_name="/answer")
+    assert result["answered"] and result["build"] == status["build"]
+    config = httpx.get(plain_server["url"] + "config").text  # the page's header, as first rendered
+    assert "could not be used" in config and "qa-error" in config
