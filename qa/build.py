@@ -35,15 +35,9 @@ from qa.index import (
     record_keys,
     sha256_file,
 )
-from qa.ingest import (
-    FORMATS_HINT,
-    SkippedFile,
-    SourceFile,
-    read_sources,
-    split_document,
-    word_windows,
-)
+from qa.ingest import FORMATS_HINT, SkippedFile, SourceFile, read_sources
 from qa.schema import Document, Sentence, Window, content_id
+from qa.split import split_document, word_windows
 from qa.store import FaissStore
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The text of PDF, HTML and DOCX sources, laid out for the splitter in qa/ingest.py.
+"""The text of PDF, HTML and DOCX sources, laid out for the splitter in qa/split.py.
 
 Each extractor returns the text a document is indexed from: one paragraph per
 line, paragraphs separated by blank lines, headings on lines of their own. The

@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Bump when ingest or the stored records change: an index of another version
-# is then rebuilt in full rather than mixed with records split differently.
+# Bump when how text is split (qa/split.py) or the stored records change: an
+# index of another version is then rebuilt in full rather than mixed with
+# records split differently.
 SCHEMA_VERSION = 2
 POINTER = "CURRENT"
 MANIFEST = "manifest.json"

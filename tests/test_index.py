@@ -16,14 +16,21 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import REPO, SEED_NAME
 
 import qa.index
-from conftest import REPO, SEED_NAME
-from qa.embed import Encoder, ModelFingerprint
 from qa.build import build_index
-from qa.errors import IndexCorruptError, IndexMissingError, ModelMismatchError, QAError, SeedsError
+from qa.embed import Encoder, ModelFingerprint
+from qa.errors import (
+    IndexCorruptError,
+    IndexMissingError,
+    ModelMismatchError,
+    QAError,
+    SeedsError,
+)
 from qa.index import Index, load_index
-from qa.ingest import WINDOW_WORDS, read_sources, split_document
+from qa.ingest import read_sources
+from qa.split import WINDOW_WORDS, split_document
 from qa.store import vector_key
 
 DOCS = {

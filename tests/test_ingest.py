@@ -15,15 +15,9 @@ from hypothesis import strategies as st
 from samples import encrypted_pdf, image_only_pdf
 
 from qa.errors import SeedsError
-from qa.ingest import (
-    WINDOW_STEP,
-    WINDOW_WORDS,
-    SkippedFile,
-    read_sources,
-    split_document,
-    word_windows,
-)
+from qa.ingest import SkippedFile, read_sources
 from qa.schema import Document, content_id
+from qa.split import WINDOW_STEP, WINDOW_WORDS, split_document, word_windows
 
 # What a quote must never start or end with: str.isspace() whitespace and the BOM.
 WHITESPACE = frozenset(chr(c) for c in range(0x110000) if chr(c).isspace()) | {"\ufeff"}
