@@ -90,6 +90,9 @@ def read_source(seeds_dir: Path, path: Path) -> SourceFile | SkippedFile:
         return data
     source, suffix = path.relative_to(seeds_dir).as_posix(), path.suffix.lower()
     sha256 = hashlib.sha256(data).hexdigest()
+    if not data:
+        # One reason for every format, rather than each parser's own complaint about nothing.
+        return SkippedFile(source, "is empty", sha256)
     if suffix in EXTRACTORS:
         return _extracted_source(source, sha256, suffix, data)
     if b"\0" in data:

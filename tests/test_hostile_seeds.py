@@ -1,0 +1,115 @@
+"""Seed folders with bad content: every bad file is reported with its reason, the good ones still answer."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+import qa
+from qa.build import build_index
+from qa.cli import main
+from qa.embed import Encoder
+from qa.index import Index
+
+Captured = pytest.CaptureFixture[str]
+
+# Each good file answers one question; the top quote must come from it and hold the words.
+GOOD = {
+    "notes.txt": "The ferry to Castle Island leaves the north pier at seven every morning.\n",
+    "guide/walks.md": "# Coastal walks\n\nThe cliff path from Harlow to Penmoor takes about three hours on foot.\n",
+}
+QUESTIONS = [
+    ("When does the ferry to Castle Island leave?", "notes.txt", "seven every morning"),
+    ("How long does the cliff path from Harlow to Penmoor take?", "guide/walks.md", "about three hours"),
+]
+# Bad files and what the reason they are skipped for must say.
+BAD = {
+    "noise.txt": (random.Random(7).randbytes(4096), "looks binary (contains NUL bytes)"),
+    "latin1.txt": ("Caf\xe9 au lait co\xfbte deux euros.\n".encode("latin-1"), "is not valid UTF-8 (byte 3)"),
+    "zero.txt": (b"", "is empty"),
+    "zero.md": (b"", "is empty"),
+    "zero.pdf": (b"", "is empty"),
+    "zero.docx": (b"", "is empty"),
+    "zero.html": (b"", "is empty"),
+    "words.pdf": (b"Plain words in a file named like a PDF.\n", "is not a PDF (no %PDF- header), not indexed"),
+}
+
+
+def write_seeds(seeds_dir: Path, files: dict[str, bytes | str]) -> Path:
+    for name, content in files.items():
+        path = seeds_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return seeds_dir
+
+
+@pytest.fixture
+def hostile_seeds(tmp_path: Path) -> Path:
+    """The good files mixed with every bad one."""
+    return write_seeds(tmp_path / "seeds", {**GOOD, **{name: content for name, (content, _) in BAD.items()}})
+
+
+def assert_every_record_slices_its_source(index: Index) -> None:
+    for record in (*index.sentences, *index.passages):
+        assert index.source_text(record.source)[record.start : record.end] == record.text, record
+
+
+def assert_good_files_answer(index: Index) -> None:
+    for question, source, words in QUESTIONS:
+        result = qa.answer(question, index=index)
+        assert result.answered, result
+        assert result.quotes[0].source == source and words in result.quotes[0].text
+        for quote in result.quotes:
+            assert index.source_text(quote.source)[quote.start : quote.end] == quote.text
+
+
+# --- binary, invalid UTF-8, empty and fake files -------------------------------------------
+
+
+def test_bad_files_are_skipped_with_their_reasons_and_good_ones_answer(
+    hostile_seeds: Path, tmp_path: Path, encoder: Encoder
+) -> None:
+    index = build_index(hostile_seeds, tmp_path / "index", encoder)
+    assert index.report is not None
+    assert sorted(index.sources) == sorted(GOOD)
+    assert {skipped.source: skipped.reason for skipped in index.report.skipped} == {
+        name: reason for name, (_, reason) in BAD.items()
+    }
+    assert {name: entry["reason"] for name, entry in index.manifest["skipped"].items()} == {
+        name: reason for name, (_, reason) in BAD.items()
+    }
+    assert_every_record_slices_its_source(index)
+    assert_good_files_answer(index)
+    # Skipped files are not news to the next staleness check while their bytes stay the same.
+    assert index.stale(hostile_seeds) == {"added": [], "changed": [], "removed": []}
+
+
+def test_cli_build_lists_each_bad_file_on_stderr_and_answers_from_the_good_ones(
+    capsys: Captured, hostile_seeds: Path, tmp_path: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index_dir = str(tmp_path / "index")
+    code = main(["build", "--seeds", str(hostile_seeds), "--index", index_dir])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"{len(GOOD)} added, 0 changed, 0 removed, 0 unchanged, {len(BAD)} skipped" in out
+    assert "Traceback" not in err
+    for name, (_, reason) in BAD.items():
+        assert f"skipped {name}: {reason}\n" in err
+    for name in GOOD:
+        assert name not in err
+
+    monkeypatch.setenv("QA_MIN_CONFIDENCE", "0")  # this checks what is quoted, not the calibration
+    for question, source, words in QUESTIONS:
+        code = main(["ask", question, "--index", index_dir])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        first_quote, first_citation = out.splitlines()[:2]
+        assert words in first_quote and first_citation.strip().startswith(source)
+
+    assert main(["info", "--index", index_dir, "--seeds", str(hostile_seeds)]) == 0
+    out = capsys.readouterr().out
+    for name, (_, reason) in BAD.items():
+        assert f"skipped:   {name}: {reason}\n" in out
+    assert "stale:     no" in out
