@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,18 +57,48 @@ class SkippedFile:
 
 
 def discover(seeds_dir: Path) -> list[Path]:
-    """Supported files under seeds_dir, sorted by their path relative to it."""
+    """Supported files and links to folders under seeds_dir, sorted by their path relative to it.
+
+    Links to folders are listed only so that reading them reports them as not followed.
+    """
     if not seeds_dir.is_dir():
         raise SeedsError(f"seeds folder {seeds_dir} does not exist; create it and {FORMATS_HINT}")
-    found = [p for p in seeds_dir.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES and p.is_file()]
-    return sorted(found, key=lambda p: p.relative_to(seeds_dir).as_posix())
+    return sorted(_walk(seeds_dir), key=lambda p: p.relative_to(seeds_dir).as_posix())
+
+
+def _walk(seeds_dir: Path) -> Iterator[Path]:
+    # A stack rather than Path.rglob, which on Python 3.11 recurses once per
+    # folder level and raises RecursionError about 1,000 levels down. Like
+    # rglob, it never descends into a link to a folder, so a link to an
+    # ancestor cannot loop and a link to a folder elsewhere is never walked.
+    folders = [seeds_dir]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as entries:
+                listed = list(entries)
+        except OSError as error:
+            logger.warning("cannot list folder %s (%s); the files in it are not indexed", folder, error.strerror)
+            continue
+        for entry in listed:
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(Path(entry.path))
+                continue
+            linked_folder = entry.is_symlink() and entry.is_dir()
+            supported_file = Path(entry.name).suffix.lower() in SUPPORTED_SUFFIXES and entry.is_file()
+            if linked_folder or supported_file:
+                yield Path(entry.path)
 
 
 def _read_bytes(seeds_dir: Path, path: Path) -> bytes | SkippedFile:
-    """The file's bytes, unless it lies outside seeds_dir or cannot be read."""
+    """The file's bytes, unless it lies outside seeds_dir, is a link to a folder or cannot be read."""
     source = path.relative_to(seeds_dir).as_posix()
     if not path.resolve().is_relative_to(seeds_dir.resolve()):
         return SkippedFile(source, "links outside the seeds folder (not followed)")
+    if path.is_dir():
+        # Only a link reaches here (discover walks real folders itself), and
+        # its target lies inside seeds, so those files are read under their own paths.
+        return SkippedFile(source, "links to a folder inside the seeds folder (not followed: its files are read where they are)")
     try:
         return path.read_bytes()
     except OSError as error:

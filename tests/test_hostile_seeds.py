@@ -113,3 +113,50 @@ def test_cli_build_lists_each_bad_file_on_stderr_and_answers_from_the_good_ones(
     for name, (_, reason) in BAD.items():
         assert f"skipped:   {name}: {reason}\n" in out
     assert "stale:     no" in out
+
+
+# --- deep folders and links --------------------------------------------------------------
+
+
+def test_file_sixty_folders_deep_is_indexed_under_its_forward_slash_path(tmp_path: Path, encoder: Encoder) -> None:
+    deep = "/".join(f"level-{number:02d}" for number in range(60)) + "/harbour.txt"
+    seeds_dir = write_seeds(tmp_path / "seeds", {**GOOD, deep: "The harbour master rings the bell at noon.\n"})
+    index = build_index(seeds_dir, tmp_path / "index", encoder)
+    assert sorted(index.sources) == sorted([*GOOD, deep])
+    assert {s.source for s in index.sentences if "harbour master" in s.text} == {deep}
+    [hit] = qa.retrieve("When does the harbour master ring the bell?", k=1, index=index)
+    assert hit.source == deep and index.source_text(deep)[hit.start : hit.end] == hit.text
+    assert_every_record_slices_its_source(index)
+    assert index.stale(seeds_dir) == {"added": [], "changed": [], "removed": []}
+
+
+def test_link_looping_back_to_an_ancestor_neither_hangs_nor_duplicates(tmp_path: Path, encoder: Encoder) -> None:
+    seeds_dir = write_seeds(tmp_path / "seeds", GOOD)
+    (seeds_dir / "guide" / "loop").symlink_to("..", target_is_directory=True)  # guide/loop/guide/loop/...
+    index = build_index(seeds_dir, tmp_path / "index", encoder)
+    assert index.report is not None
+    assert sorted(index.sources) == sorted(GOOD)
+    assert [(s.source, s.reason.split(" (")[0]) for s in index.report.skipped] == [
+        ("guide/loop", "links to a folder inside the seeds folder")
+    ]
+    texts = [(s.source, s.text) for s in index.sentences]
+    assert len(texts) == len(set(texts))
+    assert index.stale(seeds_dir) == {"added": [], "changed": [], "removed": []}
+    again = build_index(seeds_dir, tmp_path / "index", encoder)
+    assert again.report is not None and again.report.unchanged == sorted(GOOD)
+
+
+def test_links_leading_outside_the_seeds_folder_are_not_followed(tmp_path: Path, encoder: Encoder) -> None:
+    seeds_dir = write_seeds(tmp_path / "seeds", GOOD)
+    outside = write_seeds(tmp_path / "private", {"secret.txt": "The vault code is 4471.\n", "more/diary.md": "Dear diary.\n"})
+    (seeds_dir / "leak.txt").symlink_to(outside / "secret.txt")
+    (seeds_dir / "guide" / "private").symlink_to(outside, target_is_directory=True)
+    index = build_index(seeds_dir, tmp_path / "index", encoder)
+    assert sorted(index.sources) == sorted(GOOD)
+    reason = "links outside the seeds folder (not followed)"
+    assert {source: entry["reason"] for source, entry in index.manifest["skipped"].items()} == {
+        "leak.txt": reason,
+        "guide/private": reason,
+    }
+    assert not any("vault" in text or "diary" in text for text in index.texts.values())
+    assert index.stale(seeds_dir) == {"added": [], "changed": [], "removed": []}

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from samples import encrypted_pdf, image_only_pdf
 
+import qa.ingest
 from qa.errors import SeedsError
 from qa.ingest import SkippedFile, read_sources
 from qa.split import split_document
@@ -65,11 +67,58 @@ def test_symlink_leading_outside_the_seeds_folder_is_not_followed(tmp_path: Path
     os.symlink(tmp_path / "secret.txt", seeds_dir / "leak.txt")
     os.symlink(tmp_path / "private", seeds_dir / "linked-folder", target_is_directory=True)
     os.symlink(seeds_dir / "inside.txt", seeds_dir / "alias.txt")  # stays inside: read
-    readable, _ = read_sources(seeds_dir)
+    readable, skipped = read_sources(seeds_dir)
     assert [(f.source, f.text) for f in readable] == [
         ("alias.txt", "Inside words.\n"),
         ("inside.txt", "Inside words.\n"),
     ]
+    assert [(f.source, f.reason, f.sha256) for f in skipped] == [
+        ("leak.txt", "links outside the seeds folder (not followed)", None),
+        ("linked-folder", "links outside the seeds folder (not followed)", None),
+    ]
+
+
+def test_link_to_a_folder_inside_seeds_is_reported_and_not_followed(tmp_path: Path) -> None:
+    (tmp_path / "hearings" / "2018").mkdir(parents=True)
+    (tmp_path / "hearings" / "2018" / "oct.txt").write_text("Deep words here.\n", encoding="utf-8")
+    os.symlink("../..", tmp_path / "hearings" / "2018" / "loop", target_is_directory=True)  # to the seeds folder
+    os.symlink("hearings", tmp_path / "shortcut", target_is_directory=True)
+    readable, skipped = read_sources(tmp_path)
+    assert [f.source for f in readable] == ["hearings/2018/oct.txt"]
+    assert [f.source for f in skipped] == ["hearings/2018/loop", "shortcut"]
+    assert all(f.reason.startswith("links to a folder inside the seeds folder (not followed") for f in skipped)
+
+
+def test_files_deeper_than_the_recursion_limit_are_found(tmp_path: Path) -> None:
+    # Path.rglob on Python 3.11 raises RecursionError about 1,000 folders down.
+    folder = tmp_path
+    for _ in range(1200):
+        folder = folder / "d"
+        folder.mkdir()
+    (folder / "deep.txt").write_text("Very deep words.\n", encoding="utf-8")
+    readable, skipped = read_sources(tmp_path)
+    assert [f.source for f in readable] == ["d/" * 1200 + "deep.txt"] and skipped == []
+
+
+def test_folder_that_cannot_be_listed_is_logged_and_the_rest_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Permissions do not stop root, who may run the tests, so the refusal is simulated.
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "hidden.txt").write_text("Hidden words.\n", encoding="utf-8")
+    (tmp_path / "open.txt").write_text("Open words.\n", encoding="utf-8")
+    real_scandir = os.scandir
+
+    def refuse_locked(path: Any) -> Any:
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(qa.ingest.os, "scandir", refuse_locked)
+    with caplog.at_level(logging.WARNING, logger="qa.ingest"):
+        readable, _ = read_sources(tmp_path)
+    assert [f.source for f in readable] == ["open.txt"]
+    assert any("cannot list folder" in m and "locked" in m and "Permission denied" in m for m in caplog.messages)
 
 
 def test_nested_folders_use_forward_slash_relative_sources(tmp_path: Path) -> None:
