@@ -78,6 +78,8 @@ def build_index(
 ) -> Index:
     """Index the seeds folder, re-embedding only new and changed files unless `full`.
 
+    Files over QA_MAX_FILE_MB (default 25) are skipped unread.
+
     Args:
         progress: optional callable(done, total) called as texts are embedded.
 
@@ -85,7 +87,8 @@ def build_index(
         SeedsError: the folder is missing or has nothing to index.
     """
     settings = Settings.from_env()
-    return _build.build_index(Path(seeds_dir), Path(index_dir), _encoder(settings), full, progress)
+    encoder = _encoder(settings)
+    return _build.build_index(Path(seeds_dir), Path(index_dir), encoder, full, progress, settings.max_file_mb)
 
 
 def load_index(index_dir: str | Path = "index") -> Index:
@@ -113,7 +116,9 @@ def default_index() -> Index:
             if not settings.seeds_dir.is_dir():
                 raise
             logger.info("no index at %s; building it from %s", settings.index_dir, settings.seeds_dir)
-            _default[key] = _build.build_index(settings.seeds_dir, settings.index_dir, _encoder(settings))
+            _default[key] = _build.build_index(
+                settings.seeds_dir, settings.index_dir, _encoder(settings), max_file_mb=settings.max_file_mb
+            )
             return _default[key]
         if cached is None or cached.path != live:
             _default[key] = _index.load_index(settings.index_dir, _encoder(settings))

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from qa.config import DEFAULT_MAX_FILE_MB
 from qa.embed import Encoder
 from qa.errors import IndexCorruptError, IndexMissingError, ModelMismatchError
 from qa.ingest import source_hashes
@@ -142,13 +143,17 @@ class Index:
             raise KeyError(f"{source!r} is not in the index at {self.path}")
         return self.texts[source]
 
-    def stale(self, seeds_dir: Path) -> dict[str, list[str]]:
+    def stale(self, seeds_dir: Path, max_file_mb: float | None = None) -> dict[str, list[str]]:
         """Sources added, changed or removed in seeds_dir since this build.
 
         Compares file hashes only, so no PDF or DOCX is parsed; a file the
         build skipped as unreadable is not "added" while its bytes stay the same.
+        Files over max_file_mb (default: the limit this index was built with)
+        are neither read nor counted, as a build would skip them.
         """
-        current = source_hashes(seeds_dir)
+        if max_file_mb is None:
+            max_file_mb = self.manifest.get("max_file_mb", DEFAULT_MAX_FILE_MB)
+        current = source_hashes(seeds_dir, max_file_mb)
         skipped = self.manifest.get("skipped", {})
         still_unreadable = {s for s, entry in skipped.items() if entry.get("sha256") == current.get(s)}
         return {

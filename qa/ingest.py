@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa.config import DEFAULT_MAX_FILE_MB
 from qa.errors import SeedsError
 from qa.extract import EXTRACTORS, PageSpan, Unextractable
 
@@ -23,6 +24,8 @@ logger = logging.getLogger(__name__)
 # Plain text is read as it is; the other formats go through qa/extract.py.
 SUPPORTED_SUFFIXES = (".txt", ".md", *EXTRACTORS)
 FORMATS_HINT = "add .txt, .md, .pdf, .html or .docx files"
+# Megabytes are MiB, as QA_MAX_UPLOAD_MB counts them, so the two limits compare directly.
+MEGABYTE = 1024 * 1024
 
 
 def is_blank(character: str) -> bool:
@@ -90,8 +93,8 @@ def _walk(seeds_dir: Path) -> Iterator[Path]:
                 yield Path(entry.path)
 
 
-def _read_bytes(seeds_dir: Path, path: Path) -> bytes | SkippedFile:
-    """The file's bytes, unless it lies outside seeds_dir, is a link to a folder or cannot be read."""
+def _read_bytes(seeds_dir: Path, path: Path, max_file_mb: float) -> bytes | SkippedFile:
+    """The file's bytes, unless it lies outside seeds_dir, is a link to a folder, is too large or cannot be read."""
     source = path.relative_to(seeds_dir).as_posix()
     if not path.resolve().is_relative_to(seeds_dir.resolve()):
         return SkippedFile(source, "links outside the seeds folder (not followed)")
@@ -100,24 +103,37 @@ def _read_bytes(seeds_dir: Path, path: Path) -> bytes | SkippedFile:
         # its target lies inside seeds, so those files are read under their own paths.
         return SkippedFile(source, "links to a folder inside the seeds folder (not followed: its files are read where they are)")
     try:
+        size = path.stat().st_size
+        if size > max_file_mb * MEGABYTE:
+            return SkippedFile(source, too_large(size, max_file_mb))
         return path.read_bytes()
     except OSError as error:
         return SkippedFile(source, f"cannot be read ({error.strerror})")
 
 
-def source_hashes(seeds_dir: Path) -> dict[str, str]:
-    """The sha256 of each readable supported file's bytes, without extracting text (cheap staleness checks)."""
+def too_large(size: int, max_file_mb: float) -> str:
+    """Why a file of `size` bytes is skipped under a limit of max_file_mb."""
+    # Under a tenth of a megabyte (only with a tiny limit) "0.0 MB" would say nothing.
+    shown = f"{size / MEGABYTE:.1f} MB" if size >= MEGABYTE / 10 else f"{size:,} bytes"
+    return f"is {shown}, over the {max_file_mb:g} MB limit (set QA_MAX_FILE_MB to raise it)"
+
+
+def source_hashes(seeds_dir: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB) -> dict[str, str]:
+    """The sha256 of each readable supported file's bytes, without extracting text (cheap staleness checks).
+
+    Files a build would skip unread (over max_file_mb, links leading outside) are left out, unread here too.
+    """
     hashes = {}
     for path in discover(seeds_dir):
-        data = _read_bytes(seeds_dir, path)
+        data = _read_bytes(seeds_dir, path, max_file_mb)
         if not isinstance(data, SkippedFile):
             hashes[path.relative_to(seeds_dir).as_posix()] = hashlib.sha256(data).hexdigest()
     return hashes
 
 
-def read_source(seeds_dir: Path, path: Path) -> SourceFile | SkippedFile:
+def read_source(seeds_dir: Path, path: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB) -> SourceFile | SkippedFile:
     """Read one seed file, or say why it cannot be indexed."""
-    data = _read_bytes(seeds_dir, path)
+    data = _read_bytes(seeds_dir, path, max_file_mb)
     if isinstance(data, SkippedFile):
         return data
     source, suffix = path.relative_to(seeds_dir).as_posix(), path.suffix.lower()
@@ -157,12 +173,18 @@ def _extracted_source(source: str, sha256: str, suffix: str, data: bytes) -> Sou
     return SourceFile(source, sha256, extracted.text, kind, extracted.title, extracted.headings, extracted.pages)
 
 
-def read_sources(seeds_dir: Path) -> tuple[list[SourceFile], list[SkippedFile]]:
-    """Every supported seed file, split into the readable ones and the skipped ones."""
+def read_sources(
+    seeds_dir: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB
+) -> tuple[list[SourceFile], list[SkippedFile]]:
+    """Every supported seed file, split into the readable ones and the skipped ones.
+
+    Args:
+        max_file_mb: files larger than this (in MiB) are skipped without being read.
+    """
     readable: list[SourceFile] = []
     skipped: list[SkippedFile] = []
     for path in discover(seeds_dir):
-        result = read_source(seeds_dir, path)
+        result = read_source(seeds_dir, path, max_file_mb)
         if isinstance(result, SkippedFile):
             logger.warning("skipping %s: %s", result.source, result.reason)
             skipped.append(result)

@@ -11,7 +11,7 @@ import qa
 from qa.build import build_index
 from qa.cli import main
 from qa.embed import Encoder
-from qa.index import Index
+from qa.index import Index, load_index
 
 Captured = pytest.CaptureFixture[str]
 
@@ -160,3 +160,88 @@ def test_links_leading_outside_the_seeds_folder_are_not_followed(tmp_path: Path,
     }
     assert not any("vault" in text or "diary" in text for text in index.texts.values())
     assert index.stale(seeds_dir) == {"added": [], "changed": [], "removed": []}
+
+
+# --- files too large to embed --------------------------------------------------------------
+
+MEBIBYTE = 1024 * 1024
+
+
+def write_large_text(path: Path, megabytes: float) -> Path:
+    """A text file of real sentences, `megabytes` MiB long, written in 1 MiB blocks."""
+    line = b"The tide tables for the outer harbour are printed every week. "
+    block = (line * (MEBIBYTE // len(line) + 1))[:MEBIBYTE]
+    with path.open("wb") as handle:
+        for _ in range(int(megabytes)):
+            handle.write(block)
+        handle.write(block[: round(megabytes % 1 * MEBIBYTE)])
+    return path
+
+
+@pytest.fixture
+def files_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the files whose bytes ingest reads from now on (it reads with Path.read_bytes)."""
+    names: list[str] = []
+    real_read_bytes = Path.read_bytes
+
+    def recording_read_bytes(path: Path) -> bytes:
+        names.append(path.name)
+        return real_read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", recording_read_bytes)
+    return names
+
+
+def test_fifty_megabyte_file_is_skipped_unread_and_stays_skipped(
+    capsys: Captured, tmp_path: Path, encoder: Encoder, files_read: list[str]
+) -> None:
+    seeds_dir = write_seeds(tmp_path / "seeds", GOOD)
+    assert write_large_text(seeds_dir / "tides.txt", 50).stat().st_size == 50 * MEBIBYTE
+    index_dir = str(tmp_path / "index")
+    # Embedding 50 MB would take hours: the build returning at all shows the file was skipped.
+    code = main(["build", "--seeds", str(seeds_dir), "--index", index_dir])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "skipped tides.txt: is 50.0 MB, over the 25 MB limit (set QA_MAX_FILE_MB to raise it)\n" in err
+    assert f"{len(GOOD)} added, 0 changed, 0 removed, 0 unchanged, 1 skipped" in out
+    index = load_index(Path(index_dir), encoder)
+    assert sorted(index.sources) == sorted(GOOD)
+    assert index.manifest["skipped"]["tides.txt"]["sha256"] is None  # never read, so never hashed
+    assert not any("tide tables" in text for text in index.texts.values())
+
+    # Neither the staleness check nor the next build reads it, and neither calls it added.
+    assert index.stale(seeds_dir) == {"added": [], "changed": [], "removed": []}
+    assert main(["build", "--seeds", str(seeds_dir), "--index", index_dir]) == 0
+    assert f"0 added, 0 changed, 0 removed, {len(GOOD)} unchanged, 1 skipped" in capsys.readouterr().out
+    assert main(["info", "--index", index_dir, "--seeds", str(seeds_dir)]) == 0
+    assert "stale:     no" in capsys.readouterr().out
+    assert "tides.txt" not in files_read and {"notes.txt", "walks.md"} <= set(files_read)
+    (seeds_dir / "tides.txt").unlink()  # pytest keeps recent temporary folders; 50 MB need not stay
+
+
+def test_size_limit_is_set_by_qa_max_file_mb(
+    capsys: Captured, tmp_path: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeds_dir = write_seeds(tmp_path / "seeds", GOOD)
+    write_large_text(seeds_dir / "tides.txt", 1.5)
+    index_dir = str(tmp_path / "index")
+    monkeypatch.setenv("QA_MAX_FILE_MB", "1")
+    assert main(["build", "--seeds", str(seeds_dir), "--index", index_dir]) == 0
+    assert "skipped tides.txt: is 1.5 MB, over the 1 MB limit (set QA_MAX_FILE_MB to raise it)\n" in capsys.readouterr().err
+    assert main(["info", "--index", index_dir, "--seeds", str(seeds_dir)]) == 0
+    assert "stale:     no" in capsys.readouterr().out
+
+    # Under a higher limit the next build would index it, and `qa info` says so.
+    monkeypatch.setenv("QA_MAX_FILE_MB", "2")
+    assert main(["info", "--index", index_dir, "--seeds", str(seeds_dir)]) == 0
+    assert "stale:     yes" in (out := capsys.readouterr().out) and "added: tides.txt" in out
+    # The index remembers the limit it was built with, and judges staleness by it unless told otherwise.
+    index = load_index(Path(index_dir), encoder)
+    assert index.manifest["max_file_mb"] == 1
+    assert index.stale(seeds_dir)["added"] == []
+    assert index.stale(seeds_dir, max_file_mb=2)["added"] == ["tides.txt"]
+
+    monkeypatch.setenv("QA_MAX_FILE_MB", "0")
+    assert main(["build", "--seeds", str(seeds_dir), "--index", index_dir]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: QA_MAX_FILE_MB='0' is not a number of megabytes above 0") and "Traceback" not in err

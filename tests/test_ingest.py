@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from samples import encrypted_pdf, image_only_pdf
 
 import qa.ingest
 from qa.errors import SeedsError
-from qa.ingest import SkippedFile, read_sources
+from qa.ingest import SkippedFile, read_sources, source_hashes
 from qa.split import split_document
 
 
@@ -47,6 +48,29 @@ def test_bad_seed_is_skipped_with_a_reason_and_good_one_still_read(
     assert skipped[0].source == name
     assert reason in skipped[0].reason
     assert any(name in message and reason in message for message in caplog.messages)
+
+
+def test_file_over_the_size_limit_is_skipped_unread(tmp_path: Path) -> None:
+    (tmp_path / "small.txt").write_text("Small words.\n", encoding="utf-8")
+    (tmp_path / "large.md").write_bytes(b"Large words here.\n" * 100_000)  # 1,800,000 bytes, 1.7 MiB
+    readable, skipped = read_sources(tmp_path, max_file_mb=1)
+    assert [f.source for f in readable] == ["small.txt"]
+    # No sha256: the bytes were never read.
+    assert skipped == [SkippedFile("large.md", "is 1.7 MB, over the 1 MB limit (set QA_MAX_FILE_MB to raise it)")]
+    assert source_hashes(tmp_path, max_file_mb=1).keys() == {"small.txt"}
+    assert source_hashes(tmp_path, max_file_mb=2).keys() == {"small.txt", "large.md"}
+    assert [f.source for f in read_sources(tmp_path, max_file_mb=2)[0]] == ["large.md", "small.txt"]
+
+
+def test_size_limit_is_inclusive_to_the_byte(tmp_path: Path) -> None:
+    limit_mb = 0.001  # 1,048.576 bytes
+    (tmp_path / "at.txt").write_bytes(b"w" * 1048)
+    (tmp_path / "over.txt").write_bytes(b"w" * 1049)
+    readable, skipped = read_sources(tmp_path, max_file_mb=limit_mb)
+    assert [f.source for f in readable] == ["at.txt"]
+    assert [(f.source, f.reason) for f in skipped] == [
+        ("over.txt", "is 1,049 bytes, over the 0.001 MB limit (set QA_MAX_FILE_MB to raise it)")
+    ]
 
 
 def test_unsupported_suffixes_are_not_read(tmp_path: Path) -> None:
@@ -89,13 +113,25 @@ def test_link_to_a_folder_inside_seeds_is_reported_and_not_followed(tmp_path: Pa
     assert all(f.reason.startswith("links to a folder inside the seeds folder (not followed") for f in skipped)
 
 
-def test_files_deeper_than_the_recursion_limit_are_found(tmp_path: Path) -> None:
-    # Path.rglob on Python 3.11 raises RecursionError about 1,000 folders down.
-    folder = tmp_path
+@pytest.fixture
+def deepest_folder(tmp_path: Path) -> Iterator[Path]:
+    """tmp_path/d/d/.../d, 1,200 folders down; removed again bottom-up, since pytest's
+    own clean-up (shutil.rmtree) recurses and would fail on it in a later session."""
+    chain = [tmp_path]
     for _ in range(1200):
-        folder = folder / "d"
-        folder.mkdir()
-    (folder / "deep.txt").write_text("Very deep words.\n", encoding="utf-8")
+        chain.append(chain[-1] / "d")
+        chain[-1].mkdir()
+    yield chain[-1]
+    for folder in reversed(chain[1:]):
+        for child in folder.iterdir():
+            if not child.is_dir():
+                child.unlink()
+        folder.rmdir()
+
+
+def test_files_deeper_than_the_recursion_limit_are_found(tmp_path: Path, deepest_folder: Path) -> None:
+    # Path.rglob on Python 3.11 raises RecursionError about 1,000 folders down.
+    (deepest_folder / "deep.txt").write_text("Very deep words.\n", encoding="utf-8")
     readable, skipped = read_sources(tmp_path)
     assert [f.source for f in readable] == ["d/" * 1200 + "deep.txt"] and skipped == []
 
