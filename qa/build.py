@@ -189,7 +189,9 @@ def _build_locked(
     texts = {source: previous.source_text(source) for source in unchanged} if previous else {}
     texts.update((doc.source, doc.text) for doc in new_docs)
     manifest = _manifest(encoder, readable, records)
-    manifest["skipped"] = {f.source: {"sha256": f.sha256, "reason": f.reason} for f in skipped}
+    manifest["skipped"] = {
+        f.source: {"sha256": f.sha256, "reason": f.reason, "duplicate_of": f.duplicate_of} for f in skipped
+    }
     manifest["max_file_mb"] = max_file_mb  # so Index.stale judges the seeds by the same limit
     build = _write_build(index_dir, manifest, records, stores, texts)
     _remove_leftovers(index_dir, keep={build.name} | live)

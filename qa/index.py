@@ -155,12 +155,26 @@ class Index:
             max_file_mb = self.manifest.get("max_file_mb", DEFAULT_MAX_FILE_MB)
         current = source_hashes(seeds_dir, max_file_mb)
         skipped = self.manifest.get("skipped", {})
-        still_unreadable = {s for s, entry in skipped.items() if entry.get("sha256") == current.get(s)}
+        still_skipped = {s for s, entry in skipped.items() if _skipped_again(s, entry, current)}
         return {
-            "added": sorted(set(current) - set(self.sources) - still_unreadable),
+            "added": sorted(set(current) - set(self.sources) - still_skipped),
             "changed": sorted(s for s in current if s in self.sources and self.sources[s]["sha256"] != current[s]),
             "removed": sorted(set(self.sources) - set(current)),
         }
+
+
+def _skipped_again(source: str, entry: dict[str, Any], current: dict[str, str]) -> bool:
+    """Whether a build now would skip `source` again, as this build did (`entry` from its manifest).
+
+    Its bytes must be unchanged; a duplicate also needs a file that sorts
+    before it to hold the same bytes still, or a build would now index it.
+    """
+    sha256 = current.get(source)
+    if sha256 is None or entry.get("sha256") != sha256:
+        return False
+    if entry.get("duplicate_of") is None:
+        return True
+    return any(other < source and current[other] == sha256 for other in current)
 
 
 def describe_stale(stale: dict[str, list[str]]) -> str:

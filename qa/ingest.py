@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,11 +52,15 @@ class SourceFile:
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A seed file that was not indexed, and why; sha256 of its bytes when they could be read."""
+    """A seed file that was not indexed, and why; sha256 of its bytes when they could be read.
+
+    `duplicate_of` names the file with the same bytes that is indexed in its place.
+    """
 
     source: str
     reason: str
     sha256: str | None = None
+    duplicate_of: str | None = None
 
 
 def discover(seeds_dir: Path) -> list[Path]:
@@ -131,13 +135,26 @@ def source_hashes(seeds_dir: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB) -> 
     return hashes
 
 
-def read_source(seeds_dir: Path, path: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB) -> SourceFile | SkippedFile:
-    """Read one seed file, or say why it cannot be indexed."""
+def read_source(
+    seeds_dir: Path,
+    path: Path,
+    max_file_mb: float = DEFAULT_MAX_FILE_MB,
+    already_read: Mapping[str, str] | None = None,
+) -> SourceFile | SkippedFile:
+    """Read one seed file, or say why it cannot be indexed.
+
+    Args:
+        already_read: sha256 to source of the files read so far; a file with
+            the same bytes as one of them is skipped as its duplicate, unparsed.
+    """
     data = _read_bytes(seeds_dir, path, max_file_mb)
     if isinstance(data, SkippedFile):
         return data
     source, suffix = path.relative_to(seeds_dir).as_posix(), path.suffix.lower()
     sha256 = hashlib.sha256(data).hexdigest()
+    if already_read and sha256 in already_read:
+        first = already_read[sha256]
+        return SkippedFile(source, f"same content as {first} (indexed once, cited as that file)", sha256, first)
     if not data:
         # One reason for every format, rather than each parser's own complaint about nothing.
         return SkippedFile(source, "is empty", sha256)
@@ -178,16 +195,22 @@ def read_sources(
 ) -> tuple[list[SourceFile], list[SkippedFile]]:
     """Every supported seed file, split into the readable ones and the skipped ones.
 
+    Files with the same bytes are read once, under the first path in sorted
+    order; the others are skipped as its duplicates, so no quote is repeated
+    under two names.
+
     Args:
         max_file_mb: files larger than this (in MiB) are skipped without being read.
     """
     readable: list[SourceFile] = []
     skipped: list[SkippedFile] = []
+    already_read: dict[str, str] = {}
     for path in discover(seeds_dir):
-        result = read_source(seeds_dir, path, max_file_mb)
+        result = read_source(seeds_dir, path, max_file_mb, already_read)
         if isinstance(result, SkippedFile):
             logger.warning("skipping %s: %s", result.source, result.reason)
             skipped.append(result)
         else:
             readable.append(result)
+            already_read[result.sha256] = result.source
     return readable, skipped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from pathlib import Path
 
@@ -245,3 +246,80 @@ def test_size_limit_is_set_by_qa_max_file_mb(
     assert main(["build", "--seeds", str(seeds_dir), "--index", index_dir]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: QA_MAX_FILE_MB='0' is not a number of megabytes above 0") and "Traceback" not in err
+
+
+# --- the same file under several names ------------------------------------------------------
+
+REPORT = "The lifeboat crew trains on the slipway every Tuesday evening.\n"
+COPIES = {"a/first.txt": REPORT, "b/copy.txt": REPORT, "c/copy.md": REPORT}
+
+
+def lifeboat_sources(index: Index) -> list[str]:
+    """The sources of the sentences holding the report's words: one each time, never a copy's."""
+    return [sentence.source for sentence in index.sentences if "lifeboat" in sentence.text]
+
+
+def test_duplicate_files_are_indexed_once_under_the_first_path(
+    capsys: Captured, tmp_path: Path, encoder: Encoder
+) -> None:
+    seeds_dir = write_seeds(tmp_path / "seeds", {**GOOD, **COPIES})
+    index_dir = tmp_path / "index"
+    code = main(["build", "--seeds", str(seeds_dir), "--index", str(index_dir)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    reason = "same content as a/first.txt (indexed once, cited as that file)"
+    assert f"skipped b/copy.txt: {reason}\n" in err and f"skipped c/copy.md: {reason}\n" in err
+    assert f"{len(GOOD) + 1} added, 0 changed, 0 removed, 0 unchanged, 2 skipped" in out
+
+    index = load_index(index_dir, encoder)
+    assert sorted(index.sources) == sorted([*GOOD, "a/first.txt"])
+    sha256 = hashlib.sha256(REPORT.encode("utf-8")).hexdigest()
+    assert index.manifest["skipped"] == {
+        name: {"sha256": sha256, "reason": reason, "duplicate_of": "a/first.txt"} for name in ("b/copy.txt", "c/copy.md")
+    }
+    assert lifeboat_sources(index) == ["a/first.txt"]
+    result = qa.answer("When does the lifeboat crew train?", index=index)
+    assert result.answered and result.quotes[0].source == "a/first.txt"
+    assert_every_record_slices_its_source(index)
+    assert index.stale(seeds_dir) == {"added": [], "changed": [], "removed": []}
+
+    again = build_index(seeds_dir, index_dir, encoder)
+    assert again.report is not None and again.report.embedded_sentences == 0
+    assert again.report.unchanged == sorted([*GOOD, "a/first.txt"]) and again.report.added == []
+    assert [skipped.source for skipped in again.report.skipped] == ["b/copy.txt", "c/copy.md"]
+
+
+def test_when_the_first_copy_is_removed_the_next_one_is_indexed(tmp_path: Path, encoder: Encoder) -> None:
+    seeds_dir = write_seeds(tmp_path / "seeds", {**GOOD, **COPIES})
+    index_dir = tmp_path / "index"
+    first = build_index(seeds_dir, index_dir, encoder)
+    (seeds_dir / "a" / "first.txt").unlink()
+    assert first.stale(seeds_dir) == {"added": ["b/copy.txt"], "changed": [], "removed": ["a/first.txt"]}
+
+    index = build_index(seeds_dir, index_dir, encoder)
+    report = index.report
+    assert report is not None and not report.full
+    assert (report.added, report.changed, report.removed) == (["b/copy.txt"], [], ["a/first.txt"])
+    assert report.unchanged == sorted(GOOD) and report.embedded_sentences == 1
+    assert [(s.source, s.duplicate_of) for s in report.skipped] == [("c/copy.md", "b/copy.txt")]
+    assert lifeboat_sources(index) == ["b/copy.txt"]
+    result = qa.answer("When does the lifeboat crew train?", index=index)
+    assert result.answered and result.quotes[0].source == "b/copy.txt"
+    assert_every_record_slices_its_source(index)
+    assert index.stale(seeds_dir) == {"added": [], "changed": [], "removed": []}
+
+
+def test_when_the_first_copy_changes_the_next_one_is_indexed(tmp_path: Path, encoder: Encoder) -> None:
+    seeds_dir = write_seeds(tmp_path / "seeds", {**GOOD, **COPIES})
+    index_dir = tmp_path / "index"
+    first = build_index(seeds_dir, index_dir, encoder)
+    write_seeds(seeds_dir, {"a/first.txt": "The lifeboat crew now trains on Thursdays.\n"})
+    # c/copy.md still has an earlier twin, b/copy.txt, and stays skipped.
+    assert first.stale(seeds_dir) == {"added": ["b/copy.txt"], "changed": ["a/first.txt"], "removed": []}
+
+    index = build_index(seeds_dir, index_dir, encoder)
+    assert index.report is not None
+    assert (index.report.added, index.report.changed) == (["b/copy.txt"], ["a/first.txt"])
+    assert [(s.source, s.duplicate_of) for s in index.report.skipped] == [("c/copy.md", "b/copy.txt")]
+    assert sorted(lifeboat_sources(index)) == ["a/first.txt", "b/copy.txt"]
+    assert index.stale(seeds_dir) == {"added": [], "changed": [], "removed": []}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Iterator
@@ -73,9 +74,27 @@ def test_size_limit_is_inclusive_to_the_byte(tmp_path: Path) -> None:
     ]
 
 
+def test_files_with_the_same_bytes_are_read_once_under_the_first_path(tmp_path: Path) -> None:
+    content = b"The same report, filed twice.\n"
+    for name in ("b/copy.txt", "a/first.txt", "c/copy.md", "zero-1.txt", "zero-2.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"" if name.startswith("zero") else content)
+    (tmp_path / "other.txt").write_bytes(b"A different report.\n")
+    readable, skipped = read_sources(tmp_path)
+    assert [f.source for f in readable] == ["a/first.txt", "other.txt"]
+    sha256 = hashlib.sha256(content).hexdigest()
+    assert skipped == [
+        SkippedFile("b/copy.txt", "same content as a/first.txt (indexed once, cited as that file)", sha256, "a/first.txt"),
+        SkippedFile("c/copy.md", "same content as a/first.txt (indexed once, cited as that file)", sha256, "a/first.txt"),
+        # Files skipped for what they hold are not duplicates of each other.
+        SkippedFile("zero-1.txt", "is empty", hashlib.sha256(b"").hexdigest()),
+        SkippedFile("zero-2.txt", "is empty", hashlib.sha256(b"").hexdigest()),
+    ]
+
+
 def test_unsupported_suffixes_are_not_read(tmp_path: Path) -> None:
     for name in ("slides.pptx", "data.json", "notes.TXT", "page.md", "README"):
-        (tmp_path / name).write_text("Some words here.\n", encoding="utf-8")
+        (tmp_path / name).write_text(f"Some words in {name}.\n", encoding="utf-8")
     readable, skipped = read_sources(tmp_path)
     assert [f.source for f in readable] == ["notes.TXT", "page.md"]
     assert skipped == []
@@ -90,16 +109,16 @@ def test_symlink_leading_outside_the_seeds_folder_is_not_followed(tmp_path: Path
     (tmp_path / "private" / "diary.md").write_text("Private words.\n", encoding="utf-8")
     os.symlink(tmp_path / "secret.txt", seeds_dir / "leak.txt")
     os.symlink(tmp_path / "private", seeds_dir / "linked-folder", target_is_directory=True)
-    os.symlink(seeds_dir / "inside.txt", seeds_dir / "alias.txt")  # stays inside: read
+    # A link that stays inside is read like a copy: once, under the path that sorts first.
+    os.symlink(seeds_dir / "inside.txt", seeds_dir / "alias.txt")
     readable, skipped = read_sources(seeds_dir)
-    assert [(f.source, f.text) for f in readable] == [
-        ("alias.txt", "Inside words.\n"),
-        ("inside.txt", "Inside words.\n"),
-    ]
-    assert [(f.source, f.reason, f.sha256) for f in skipped] == [
+    assert [(f.source, f.text) for f in readable] == [("alias.txt", "Inside words.\n")]
+    assert [(f.source, f.reason, f.duplicate_of) for f in skipped] == [
+        ("inside.txt", "same content as alias.txt (indexed once, cited as that file)", "alias.txt"),
         ("leak.txt", "links outside the seeds folder (not followed)", None),
         ("linked-folder", "links outside the seeds folder (not followed)", None),
     ]
+    assert skipped[1].sha256 is None and skipped[2].sha256 is None
 
 
 def test_link_to_a_folder_inside_seeds_is_reported_and_not_followed(tmp_path: Path) -> None:
