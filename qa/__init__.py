@@ -80,6 +80,8 @@ def build_index(
 ) -> Index:
     """Index the seeds folder, re-embedding only new and changed files unless `full`.
 
+    Files over QA_MAX_FILE_MB (default 25) are skipped unread.
+
     Args:
         progress: optional callable(done, total) called as texts are embedded.
 
@@ -87,7 +89,9 @@ def build_index(
         SeedsError: the folder is missing or has nothing to index.
     """
     settings = Settings.from_env()
-    index = _build.build_index(Path(seeds_dir), Path(index_dir), _encoder(settings), full, progress)
+    index = _build.build_index(
+        Path(seeds_dir), Path(index_dir), _encoder(settings), full, progress, settings.max_file_mb
+    )
     with _live_lock:
         serving = [live for live in _live.values() if live.index_dir.resolve() == index.path.parent.resolve()]
     for live in serving:  # answer from the new build at once, not after a background load
@@ -110,11 +114,11 @@ def live_index() -> LiveIndex:
     settings = Settings.from_env()
     key = (
         str(settings.index_dir.resolve()), str(settings.seeds_dir.resolve()),
-        str(settings.model), str(settings.batch_size), settings.query_backend,
+        str(settings.model), str(settings.batch_size), settings.query_backend, str(settings.max_file_mb),
     )
     with _live_lock:
         if key not in _live:
-            _live[key] = LiveIndex(settings.seeds_dir, settings.index_dir, _encoder(settings))
+            _live[key] = LiveIndex(settings.seeds_dir, settings.index_dir, _encoder(settings), settings.max_file_mb)
         return _live[key]
 
 

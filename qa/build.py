@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qa.config import DEFAULT_MAX_FILE_MB
 from qa.embed import Encoder
 from qa.errors import IndexMissingError, IndexWriteError, QAError, SeedsError
 from qa.index import (
@@ -35,15 +36,9 @@ from qa.index import (
     record_keys,
     sha256_file,
 )
-from qa.ingest import (
-    FORMATS_HINT,
-    SkippedFile,
-    SourceFile,
-    read_sources,
-    split_document,
-    word_windows,
-)
+from qa.ingest import FORMATS_HINT, SkippedFile, SourceFile, read_sources
 from qa.schema import Document, Sentence, Window, content_id
+from qa.split import split_document, word_windows
 from qa.store import FaissStore
 
 logger = logging.getLogger(__name__)
@@ -132,11 +127,17 @@ def _remove_leftovers(index_dir: Path, keep: set[str]) -> None:
 
 
 def build_index(
-    seeds_dir: Path, index_dir: Path, encoder: Encoder, full: bool = False, progress: Progress | None = None
+    seeds_dir: Path,
+    index_dir: Path,
+    encoder: Encoder,
+    full: bool = False,
+    progress: Progress | None = None,
+    max_file_mb: float = DEFAULT_MAX_FILE_MB,
 ) -> Index:
     """Index every readable seed; re-embed only sources that are new or changed unless `full`.
 
     The new build replaces the live one atomically; on any failure the live one stays.
+    Seed files over max_file_mb (MiB) are skipped unread.
 
     Raises:
         SeedsError: nothing in seeds_dir can be indexed.
@@ -145,7 +146,7 @@ def build_index(
     """
     try:
         with _build_lock(index_dir):
-            return _build_locked(seeds_dir, index_dir, encoder, full, progress)
+            return _build_locked(seeds_dir, index_dir, encoder, full, progress, max_file_mb)
     except OSError as error:
         raise IndexWriteError(
             f"could not write the index in {index_dir} ({error.strerror or error}); the previous index is unchanged"
@@ -153,9 +154,9 @@ def build_index(
 
 
 def _build_locked(
-    seeds_dir: Path, index_dir: Path, encoder: Encoder, full: bool, progress: Progress | None
+    seeds_dir: Path, index_dir: Path, encoder: Encoder, full: bool, progress: Progress | None, max_file_mb: float
 ) -> Index:
-    readable, skipped = read_sources(seeds_dir)
+    readable, skipped = read_sources(seeds_dir, max_file_mb)
     if not readable:
         raise SeedsError(f"nothing to index in {seeds_dir}: {FORMATS_HINT}")
     live = _live_name(index_dir)
@@ -188,7 +189,10 @@ def _build_locked(
     texts = {source: previous.source_text(source) for source in unchanged} if previous else {}
     texts.update((doc.source, doc.text) for doc in new_docs)
     manifest = _manifest(encoder, readable, records)
-    manifest["skipped"] = {f.source: {"sha256": f.sha256, "reason": f.reason} for f in skipped}
+    manifest["skipped"] = {
+        f.source: {"sha256": f.sha256, "reason": f.reason, "duplicate_of": f.duplicate_of} for f in skipped
+    }
+    manifest["max_file_mb"] = max_file_mb  # so Index.stale judges the seeds by the same limit
     build = _write_build(index_dir, manifest, records, stores, texts)
     _remove_leftovers(index_dir, keep={build.name} | live)
     index = Index(

@@ -170,7 +170,7 @@ def _info(args: argparse.Namespace, settings: Settings) -> int:
     for source, entry in manifest.get("skipped", {}).items():
         print(f"skipped:   {source}: {entry['reason']}")
     if settings.seeds_dir.is_dir():
-        detail = describe_stale(index.stale(settings.seeds_dir))
+        detail = describe_stale(index.stale(settings.seeds_dir, settings.max_file_mb))
         if detail:
             print(f"stale:     yes, against {settings.seeds_dir} ({detail}); run `python -m qa build`")
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -11,6 +12,10 @@ from qa.errors import SettingsError
 # The answer threshold is a calibrated confidence, not a raw similarity: see
 # qa/calibrate.py and README "How abstention is calibrated".
 DEFAULT_MIN_CONFIDENCE = 0.5
+# A build embeds about 40 sentences a second on 2 cores (BENCHMARKS.md), some
+# 6 KB of English, so a 50 MB file would hold it for over two hours. Files over
+# the limit are skipped unread, with a message naming QA_MAX_FILE_MB.
+DEFAULT_MAX_FILE_MB = 25.0
 QUERY_BACKENDS = ("onnx", "torch")
 
 
@@ -28,6 +33,8 @@ class Settings:
         batch_size: encoder batch size during builds.
         query_backend: "onnx" (default; falls back to torch when unavailable) or
             "torch": what embeds questions.
+        max_file_mb: seed files larger than this many megabytes (MiB) are
+            skipped without being read.
     """
 
     seeds_dir: Path = Path("seeds")
@@ -37,10 +44,11 @@ class Settings:
     candidates: int = 50
     batch_size: int = 32
     query_backend: str = "onnx"
+    max_file_mb: float = DEFAULT_MAX_FILE_MB
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        """Build settings from QA_SEEDS, QA_INDEX, QA_MODEL, QA_MIN_CONFIDENCE and QA_QUERY_BACKEND."""
+        """Build settings from QA_SEEDS, QA_INDEX, QA_MODEL, QA_MIN_CONFIDENCE, QA_QUERY_BACKEND and QA_MAX_FILE_MB."""
         env = os.environ if environ is None else environ
         settings = cls()
         if env.get("QA_SEEDS"):
@@ -56,6 +64,8 @@ class Settings:
             if backend not in QUERY_BACKENDS:
                 raise SettingsError(f"QA_QUERY_BACKEND={backend!r} is not one of {', '.join(QUERY_BACKENDS)}")
             settings = replace(settings, query_backend=backend)
+        if env.get("QA_MAX_FILE_MB"):
+            settings = replace(settings, max_file_mb=_megabytes("QA_MAX_FILE_MB", env["QA_MAX_FILE_MB"]))
         return settings
 
 
@@ -66,4 +76,14 @@ def _probability(name: str, value: str) -> float:
         number = float("nan")
     if not 0.0 <= number <= 1.5:
         raise SettingsError(f"{name}={value!r} is not a number from 0 to 1 (above 1 never answers)")
+    return number
+
+
+def _megabytes(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not (math.isfinite(number) and number > 0):
+        raise SettingsError(f"{name}={value!r} is not a number of megabytes above 0 (for example 25 or 0.5)")
     return number

@@ -1,4 +1,4 @@
-"""The text of PDF, HTML and DOCX sources, laid out for the splitter in qa/ingest.py.
+"""The text of PDF, HTML and DOCX sources, laid out for the splitter in qa/split.py.
 
 Each extractor returns the text a document is indexed from: one paragraph per
 line, paragraphs separated by blank lines, headings on lines of their own. The
@@ -44,6 +44,7 @@ _DOCX_HEADING = re.compile(r"^(Heading \d|Title)$")
 # paragraph: text is wrapped at the page width, so only a paragraph's last line
 # (or a heading) stops well short of it.
 _PDF_SHORT_LINE = 0.75
+_PDF_HEADER = b"%PDF-"
 
 
 class Unextractable(Exception):
@@ -151,9 +152,14 @@ def extract_pdf(data: bytes) -> Extracted:
     """Text per page, pages in order; a paragraph never runs across a page break.
 
     Raises:
-        Unextractable: encrypted with a password or with AES but no AES library,
-            or no page has a text layer (no OCR).
+        Unextractable: not a PDF at all, encrypted with a password or with AES
+            but no AES library, or no page has a text layer (no OCR).
     """
+    # Without this check pypdf reads on past the missing header and fails later
+    # with a stream error that never says the file is not a PDF. Readers accept
+    # the header anywhere in the first 1,024 bytes, so this refuses no real PDF.
+    if _PDF_HEADER not in data[:1024]:
+        raise Unextractable("is not a PDF (no %PDF- header), not indexed")
     try:
         reader = PdfReader(BytesIO(data))
         # pypdf opens files with an empty user password by itself; only a real password stops it.

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from qa.config import DEFAULT_MAX_FILE_MB
 from qa.embed import Encoder
 from qa.errors import IndexCorruptError, IndexMissingError, ModelMismatchError
 from qa.ingest import source_hashes
@@ -33,8 +34,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Bump when ingest or the stored records change: an index of another version
-# is then rebuilt in full rather than mixed with records split differently.
+# Bump when how text is split (qa/split.py) or the stored records change: an
+# index of another version is then rebuilt in full rather than mixed with
+# records split differently.
 SCHEMA_VERSION = 2
 POINTER = "CURRENT"
 MANIFEST = "manifest.json"
@@ -141,20 +143,38 @@ class Index:
             raise KeyError(f"{source!r} is not in the index at {self.path}")
         return self.texts[source]
 
-    def stale(self, seeds_dir: Path) -> dict[str, list[str]]:
+    def stale(self, seeds_dir: Path, max_file_mb: float | None = None) -> dict[str, list[str]]:
         """Sources added, changed or removed in seeds_dir since this build.
 
         Compares file hashes only, so no PDF or DOCX is parsed; a file the
         build skipped as unreadable is not "added" while its bytes stay the same.
+        Files over max_file_mb (default: the limit this index was built with)
+        are neither read nor counted, as a build would skip them.
         """
-        current = source_hashes(seeds_dir)
+        if max_file_mb is None:
+            max_file_mb = self.manifest.get("max_file_mb", DEFAULT_MAX_FILE_MB)
+        current = source_hashes(seeds_dir, max_file_mb)
         skipped = self.manifest.get("skipped", {})
-        still_unreadable = {s for s, entry in skipped.items() if entry.get("sha256") == current.get(s)}
+        still_skipped = {s for s, entry in skipped.items() if _skipped_again(s, entry, current)}
         return {
-            "added": sorted(set(current) - set(self.sources) - still_unreadable),
+            "added": sorted(set(current) - set(self.sources) - still_skipped),
             "changed": sorted(s for s in current if s in self.sources and self.sources[s]["sha256"] != current[s]),
             "removed": sorted(set(self.sources) - set(current)),
         }
+
+
+def _skipped_again(source: str, entry: dict[str, Any], current: dict[str, str]) -> bool:
+    """Whether a build now would skip `source` again, as this build did (`entry` from its manifest).
+
+    Its bytes must be unchanged; a duplicate also needs a file that sorts
+    before it to hold the same bytes still, or a build would now index it.
+    """
+    sha256 = current.get(source)
+    if sha256 is None or entry.get("sha256") != sha256:
+        return False
+    if entry.get("duplicate_of") is None:
+        return True
+    return any(other < source and current[other] == sha256 for other in current)
 
 
 def describe_stale(stale: dict[str, list[str]]) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.build import Progress, build_index
+from qa.config import DEFAULT_MAX_FILE_MB
 from qa.embed import Encoder
 from qa.errors import IndexCorruptError, IndexMissingError, QAError
 from qa.index import Index, live_build, load_index
@@ -38,10 +39,13 @@ class RebuildRunning(QAError):
 class LiveIndex:
     """The index at one folder, kept current, and at most one rebuild of it at a time."""
 
-    def __init__(self, seeds_dir: Path, index_dir: Path, encoder: Encoder) -> None:
+    def __init__(
+        self, seeds_dir: Path, index_dir: Path, encoder: Encoder, max_file_mb: float = DEFAULT_MAX_FILE_MB
+    ) -> None:
         self.seeds_dir = seeds_dir
         self.index_dir = index_dir
         self.encoder = encoder
+        self.max_file_mb = max_file_mb
         self.notice: str | None = None  # the last recovery, for the app to show
         self._index: Index | None = None
         self._state = threading.Lock()  # guards _index, _background, _tried and notice
@@ -89,7 +93,9 @@ class LiveIndex:
         if not self._rebuilding.acquire(blocking=False):
             raise RebuildRunning("a rebuild is already running; wait for it to finish")
         try:
-            built = build_index(self.seeds_dir, self.index_dir, self.encoder, full=full, progress=progress)
+            built = build_index(
+                self.seeds_dir, self.index_dir, self.encoder, full=full, progress=progress, max_file_mb=self.max_file_mb
+            )
             logger.info("rebuilt %s: %s documents", built.path, built.manifest["counts"]["sources"])
             return self.adopt(_warmed(built))
         finally:
@@ -125,7 +131,7 @@ class LiveIndex:
                 if not self.seeds_dir.is_dir():
                     raise
                 logger.info("no index at %s; building it from %s", self.index_dir, self.seeds_dir)
-                index = build_index(self.seeds_dir, self.index_dir, self.encoder)
+                index = build_index(self.seeds_dir, self.index_dir, self.encoder, max_file_mb=self.max_file_mb)
             except IndexCorruptError as error:
                 if not self.seeds_dir.is_dir():
                     raise
@@ -167,7 +173,7 @@ class LiveIndex:
     def _rebuild_damaged(self, reason: str) -> Index:
         logger.warning("the index at %s cannot be used (%s); rebuilding it from %s", self.index_dir, reason,
                        self.seeds_dir)
-        index = build_index(self.seeds_dir, self.index_dir, self.encoder, full=True)
+        index = build_index(self.seeds_dir, self.index_dir, self.encoder, full=True, max_file_mb=self.max_file_mb)
         self._set_notice(f"The index at {self.index_dir} could not be used ({reason}), so it was rebuilt from "
                          f"{self.seeds_dir} at {time.strftime('%H:%M:%S')}.")
         return index

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.config import DEFAULT_MIN_CONFIDENCE, Settings
+from qa.config import DEFAULT_MAX_FILE_MB, DEFAULT_MIN_CONFIDENCE, Settings
+from qa.errors import SettingsError
 
 
 def test_defaults_without_variables() -> None:
@@ -31,3 +32,15 @@ def test_empty_variables_are_ignored() -> None:
 def test_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QA_INDEX", "elsewhere")
     assert Settings.from_env().index_dir == Path("elsewhere")
+
+
+def test_max_file_mb_defaults_to_25_and_is_read_from_the_environment() -> None:
+    assert Settings().max_file_mb == DEFAULT_MAX_FILE_MB == 25
+    assert Settings.from_env({"QA_MAX_FILE_MB": "100"}).max_file_mb == 100
+    assert Settings.from_env({"QA_MAX_FILE_MB": "0.5"}).max_file_mb == 0.5
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "lots", "nan", "inf", "25MB"])
+def test_max_file_mb_must_be_a_positive_number(value: str) -> None:
+    with pytest.raises(SettingsError, match=rf"QA_MAX_FILE_MB='{value}' is not a number of megabytes above 0"):
+        Settings.from_env({"QA_MAX_FILE_MB": value})

@@ -32,8 +32,9 @@ from qa.extract import (
     extract_pdf,
     pdf_paragraphs,
 )
-from qa.ingest import SUPPORTED_SUFFIXES, SourceFile, read_sources, split_document
+from qa.ingest import SUPPORTED_SUFFIXES, SourceFile, read_sources
 from qa.schema import Document
+from qa.split import split_document
 
 
 def split_file(folder: Path, name: str, content: bytes) -> tuple[SourceFile, Document]:

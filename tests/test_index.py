@@ -16,14 +16,21 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import REPO, SEED_NAME
 
 import qa.index
-from conftest import REPO, SEED_NAME
-from qa.embed import Encoder, ModelFingerprint
 from qa.build import build_index
-from qa.errors import IndexCorruptError, IndexMissingError, ModelMismatchError, QAError, SeedsError
+from qa.embed import Encoder, ModelFingerprint
+from qa.errors import (
+    IndexCorruptError,
+    IndexMissingError,
+    ModelMismatchError,
+    QAError,
+    SeedsError,
+)
 from qa.index import Index, load_index
-from qa.ingest import WINDOW_WORDS, read_sources, split_document
+from qa.ingest import read_sources
+from qa.split import WINDOW_WORDS, split_document
 from qa.store import vector_key
 
 DOCS = {
@@ -376,7 +383,7 @@ def test_second_build_while_one_runs_is_refused(built: tuple[Path, Path, Index],
     def first_build() -> None:
         try:
             outcome["index"] = build_index(seeds_dir, index_dir, SlowEncoder(encoder))  # type: ignore[arg-type]
-        except BaseException as error:  # surfaced by the assertions below
+        except BaseException as error:  # noqa: BLE001  (a thread: surfaced by the assertions below)
             outcome["error"] = error
 
     thread = threading.Thread(target=first_build)
