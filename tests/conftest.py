@@ -113,6 +113,21 @@ def seed_index(encoder: Encoder, tmp_path_factory: pytest.TempPathFactory) -> In
 
 
 @pytest.fixture
+def small_seeds(tmp_path: Path) -> Path:
+    """Three short documents (tests/builds.py DOCS) in a seeds folder of their own."""
+    from builds import DOCS, write_docs
+
+    return write_docs(tmp_path / "seeds", DOCS)
+
+
+@pytest.fixture
+def built(small_seeds: Path, tmp_path: Path, encoder: Encoder) -> tuple[Path, Path, Index]:
+    """(seeds, index folder, index) after one full build of the small seeds."""
+    index_dir = tmp_path / "index"
+    return small_seeds, index_dir, qa.build.build_index(small_seeds, index_dir, encoder)
+
+
+@pytest.fixture
 def seeds_copy(tmp_path: Path) -> Path:
     """A private copy of the seed folder that a test may change."""
     target = tmp_path / "seeds"
