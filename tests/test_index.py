@@ -6,14 +6,20 @@ Failed, killed and concurrent builds and damaged files: tests/test_faults.py.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from builds import DOCS, RecordingEncoder, live_pointer, live_state, write_docs
+from builds import (
+    DOCS,
+    RecordingEncoder,
+    edit_manifest,
+    live_build_dir,
+    live_pointer,
+    live_state,
+    write_docs,
+)
 from conftest import SEED_NAME
 
 import qa.index
@@ -105,7 +111,10 @@ def test_manifest_describes_the_build(built: tuple[Path, Path, Index], encoder: 
         assert entry["sha256"] == hashlib.sha256((seeds_dir / name).read_bytes()).hexdigest()
         assert entry["sentences"] == sum(1 for s in index.sentences if s.source == name)
         assert entry["passages"] == sum(1 for p in index.passages if p.source == name)
-    build = index_dir / live_pointer(index_dir).strip()
+    build = live_build_dir(index_dir)
+    # CURRENT names the build and pins its manifest, as the manifest pins every file.
+    manifest_sha256 = hashlib.sha256((build / "manifest.json").read_bytes()).hexdigest()
+    assert live_pointer(index_dir) == f"{build.name}\n{manifest_sha256}\n"
     assert set(manifest["files"]) >= DATA_FILES
     # Every file of the build is listed with its checksum; nothing else (no pickle) sits there.
     assert {p.name for p in build.iterdir()} == set(manifest["files"]) | {"manifest.json"}
@@ -230,7 +239,7 @@ def test_old_builds_are_pruned(built: tuple[Path, Path, Index], encoder: Encoder
         write_docs(seeds_dir, {"beta.txt": f"Beta version {number} is here.\n"})
         build_index(seeds_dir, index_dir, encoder)
     builds = sorted(p.name for p in index_dir.iterdir() if p.name.startswith("build-"))
-    assert live_pointer(index_dir).strip() in builds
+    assert live_build_dir(index_dir).name in builds
     assert len(builds) <= 2  # the live build, and at most the one it replaced
 
 
@@ -256,13 +265,6 @@ def test_missing_seeds_folder_raises_seeds_error(tmp_path: Path, encoder: Encode
 def test_missing_index_says_how_to_build_one(tmp_path: Path, encoder: Encoder) -> None:
     with pytest.raises(IndexMissingError, match=re.escape("python -m qa build")):
         load_index(tmp_path / "index", encoder)
-
-
-def edit_manifest(index_dir: Path, change: Any) -> None:
-    path = index_dir / live_pointer(index_dir).strip() / "manifest.json"
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    change(manifest)
-    path.write_text(json.dumps(manifest), encoding="utf-8")
 
 
 def test_other_schema_version_is_refused(built: tuple[Path, Path, Index], encoder: Encoder) -> None:
