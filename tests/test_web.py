@@ -9,19 +9,31 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from markup import text_outside_tags
 
 import qa
 from qa import ingest
 from qa.embed import Encoder
 from qa.index import Index
 from qa.live import LiveIndex, RebuildRunning
-from qa.render import highlight, render_answer, render_error, render_header, render_question, render_uploads
+from qa.render import (
+    highlight,
+    render_answer,
+    render_error,
+    render_header,
+    render_question,
+    render_uploads,
+)
 from qa.schema import Answer, Hit, Quote
-from qa.uploads import UploadOutcome, UploadRefused, check_name, save_upload, save_uploads
+from qa.uploads import (
+    UploadOutcome,
+    UploadRefused,
+    check_name,
+    save_upload,
+    save_uploads,
+)
 
 HOSTILE = '<img src=x onerror=alert(1)> <script>alert(2)</script> *bold* _it_ `code` [x](javascript:alert(3))'
-# The only tags render.py writes; anything else that starts with "<" came from text.
-OUR_TAGS = re.compile(r"</?(?:div|p|strong|blockquote|sup|ol|ul|li|details|summary|code|mark|span)(?: [^<>]*)?>")
 
 
 def _quote(context: str, start: int, end: int, offset: int = 100, section: str | None = "Intro") -> Quote:
@@ -37,10 +49,6 @@ def _hit(context: str, source: str = "doc.txt") -> Hit:
         score=0.1, dense_rank=None, lexical_rank=2, passage_rank=None, dense_score=0.0, lexical_score=0.0,
         context=context, context_start=0,
     )
-
-
-def _text_outside_tags(markup: str) -> str:
-    return OUR_TAGS.sub("", markup)
 
 
 def test_seed_answer_renders_quote_citation_and_highlight(seed_index: Index) -> None:
@@ -75,7 +83,7 @@ def test_hostile_source_text_is_escaped_everywhere() -> None:
     markup = render_answer(Answer(HOSTILE, True, 0.9, [quote], [_hit(HOSTILE, source=HOSTILE)], [HOSTILE]), True)
     markup += render_error(HOSTILE) + render_question(HOSTILE)
     assert "<img" not in markup and "<script" not in markup
-    assert "<" not in _text_outside_tags(markup)
+    assert "<" not in text_outside_tags(markup)
 
 
 @settings(max_examples=200, deadline=None)
@@ -84,7 +92,7 @@ def test_rendered_text_never_carries_unescaped_markup(text: str, cut: int, quest
     start = cut % len(text)
     quote = _quote(text, start, len(text), section=text)
     markup = render_answer(Answer(question, True, 0.5, [quote], [_hit(text, source=text)], [question]), True)
-    outside = _text_outside_tags(markup + render_question(question) + render_error(question))
+    outside = text_outside_tags(markup + render_question(question) + render_error(question))
     assert "<" not in outside and ">" not in outside
 
 
