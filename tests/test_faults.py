@@ -366,8 +366,16 @@ def damage(path: Path, how: str) -> None:
         path.write_bytes(data[:middle] + bytes([data[middle] ^ mask]) + data[middle + 1 :])
 
 
-@pytest.mark.parametrize("name", INDEX_FILES)
-@pytest.mark.parametrize("how", ["truncate", "flip-bit", "flip-byte", "delete"])
+# A deleted CURRENT is no index at all: test_deleted_pointer_is_no_index_and_a_plain_build_makes_one.
+DAMAGES = [
+    pytest.param(name, how, id=f"{how}-{name}")
+    for how in ("truncate", "flip-bit", "flip-byte", "delete")
+    for name in INDEX_FILES
+    if (name, how) != ("CURRENT", "delete")
+]
+
+
+@pytest.mark.parametrize(("name", "how"), DAMAGES)
 def test_damaged_file_is_named_and_a_plain_build_repairs_it(
     small_copy: tuple[Path, Path],
     encoder: Encoder,
@@ -381,8 +389,6 @@ def test_damaged_file_is_named_and_a_plain_build_repairs_it(
     assert good.windows  # every data file has something to damage
     path = index_dir / name if name == "CURRENT" else good.path / name
     damage(path, how)
-    if name == "CURRENT" and how == "delete":
-        pytest.skip("no CURRENT is no index yet: test_deleted_pointer_is_no_index")
 
     with pytest.raises(IndexCorruptError, match=re.escape(REBUILD_HINT)) as raised:
         load_index(index_dir, encoder)
@@ -434,8 +440,11 @@ def test_every_changed_bit_of_the_manifest_or_pointer_is_found(
     _, index_dir = small_copy
     path = index_dir / name if name == "CURRENT" else live_build(index_dir) / name
     data = path.read_bytes()
+    # The manifest is checked by its sha256, which any change upsets; CURRENT is
+    # parsed, so its bytes also become non-ASCII (0x80) and line breaks.
+    masks = (0x01,) if name == "manifest.json" else (0x01, 0x80)
     for position in range(len(data)):
-        for mask in (0x01, 0x80):
+        for mask in masks:
             path.write_bytes(data[:position] + bytes([data[position] ^ mask]) + data[position + 1 :])
             with pytest.raises(IndexCorruptError):
                 read_manifest(index_dir)
