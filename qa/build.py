@@ -3,6 +3,7 @@
 A build writes a new folder beside the live one and then replaces CURRENT in one
 rename, so a reader sees either the old build or the new one, never a mix, and a
 failed or killed build leaves the old one live (see qa/index.py for the layout).
+A failed build removes what it wrote; a killed one leaves it to the next build.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,9 @@ from qa.index import (
     STORES,
     TEXTS,
     Index,
+    live_build,
     load_index,
+    pointer_text,
     read_manifest,
     record_keys,
     sha256_file,
@@ -61,10 +64,10 @@ class BuildReport:
     full: bool = False
 
 
-def _write_jsonl(path: Path, records: list[Any]) -> None:
+def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     with path.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def _fsync(path: Path) -> None:
@@ -93,37 +96,54 @@ def _previous_index(index_dir: Path, encoder: Encoder) -> Index | None:
     except IndexMissingError:
         return None
     except QAError as error:
-        logger.warning("rebuilding everything: %s", error)
+        logger.warning("cannot reuse the live index, so every document is embedded again: %s", error)
         return None
 
 
 def _live_sources(index_dir: Path) -> dict[str, Any]:
     """Sources of the live build as its manifest lists them, to report what changed since."""
     try:
-        manifest = read_manifest(index_dir)
+        return read_manifest(index_dir)["sources"]
     except QAError:
         return {}
-    sources = manifest.get("sources") if isinstance(manifest, dict) else None
-    return sources if isinstance(sources, dict) else {}
 
 
-def _live_name(index_dir: Path) -> set[str]:
-    """The live build's folder name, if CURRENT names one: never to be deleted by a build."""
+def _live_name(index_dir: Path) -> str | None:
+    """The live build's folder name, or None when CURRENT is missing or damaged."""
     try:
-        return {(index_dir / POINTER).read_text(encoding="utf-8").strip()}
-    except OSError:
-        return set()
+        return live_build(index_dir).name
+    except QAError:
+        return None
 
 
-def _remove_leftovers(index_dir: Path, keep: set[str]) -> None:
-    """Delete unfinished builds and superseded ones, keeping the names in `keep`."""
-    for entry in index_dir.iterdir():
-        if entry.name in keep or not entry.name.startswith((".tmp-", "build-")):
-            continue
-        if entry.is_dir():
-            shutil.rmtree(entry, ignore_errors=True)
+def _remove(path: Path) -> None:
+    """Delete a file or folder; a symlink itself, never what it leads to. Logs, never raises."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
         else:
-            entry.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+    except OSError as error:
+        # Leftovers cost only space, and the next build tries again.
+        logger.warning("could not remove %s (%s)", path, error.strerror or error)
+
+
+def _remove_leftovers(index_dir: Path, live: str | None, keep: str | None = None) -> None:
+    """Delete unfinished builds and superseded ones: all but `live` and `keep`.
+
+    With no live build known (CURRENT missing or damaged), build folders stay:
+    any of them may be the one CURRENT named, to be restored by hand.
+    """
+    try:
+        entries = list(index_dir.iterdir())
+    except OSError as error:
+        logger.warning("could not list %s (%s)", index_dir, error.strerror or error)
+        return
+    for entry in entries:
+        unfinished = entry.name.startswith(".tmp-")
+        superseded = entry.name.startswith("build-") and live is not None and entry.name not in (live, keep)
+        if unfinished or superseded:
+            _remove(entry)
 
 
 def build_index(
@@ -160,7 +180,7 @@ def _build_locked(
     if not readable:
         raise SeedsError(f"nothing to index in {seeds_dir}: {FORMATS_HINT}")
     live = _live_name(index_dir)
-    _remove_leftovers(index_dir, keep=live)
+    _remove_leftovers(index_dir, live)
     previous = None if full else _previous_index(index_dir, encoder)
     report = BuildReport(skipped=skipped, full=previous is None)
     old_sources = _live_sources(index_dir)
@@ -194,7 +214,7 @@ def _build_locked(
     }
     manifest["max_file_mb"] = max_file_mb  # so Index.stale judges the seeds by the same limit
     build = _write_build(index_dir, manifest, records, stores, texts)
-    _remove_leftovers(index_dir, keep={build.name} | live)
+    _remove_leftovers(index_dir, build.name, keep=live)
     index = Index(
         build, manifest, encoder, records["sentences"], records["passages"], records["windows"], stores, texts
     )
@@ -293,25 +313,50 @@ def _write_build(
     stores: dict[str, FaissStore],
     texts: dict[str, str],
 ) -> Path:
-    """Write a complete build beside the live one, then point CURRENT at it."""
+    """Write a complete build beside the live one, then point CURRENT at it.
+
+    If any step fails, what this build wrote is removed at once (on a full disk
+    the space comes back) and CURRENT still names the previous build.
+    """
     token = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
-    temporary = index_dir / f".tmp-{token}"
-    temporary.mkdir()
-    for name in STORES:
-        _write_jsonl(temporary / f"{name}.jsonl", records[name])
-        stores[name].save(temporary / f"{name}.faiss")
-    with (temporary / TEXTS).open("w", encoding="utf-8") as handle:
-        for source in sorted(texts):
-            handle.write(json.dumps({"source": source, "text": texts[source]}, ensure_ascii=False) + "\n")
-    manifest["files"] = {name: sha256_file(temporary / name) for name in DATA_FILES}
-    (temporary / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    for name in (*DATA_FILES, MANIFEST):
-        _fsync(temporary / name)
-    build = index_dir / f"build-{token}"
-    temporary.rename(build)
+    temporary, build = index_dir / f".tmp-{token}", index_dir / f"build-{token}"
     pointer_tmp = index_dir / f".tmp-{token}.pointer"
-    pointer_tmp.write_text(build.name + "\n", encoding="utf-8")
-    _fsync(pointer_tmp)
-    os.replace(pointer_tmp, index_dir / POINTER)
-    _fsync(index_dir)
+    try:
+        temporary.mkdir()
+        manifest_bytes = _write_files(temporary, manifest, records, stores, texts)
+        temporary.rename(build)
+        pointer_tmp.write_text(pointer_text(build.name, manifest_bytes), encoding="utf-8")
+        _fsync(pointer_tmp)
+        os.replace(pointer_tmp, index_dir / POINTER)
+    except BaseException:
+        live = _live_name(index_dir)
+        for path in (temporary, build, pointer_tmp):
+            if path.name != live and (path.exists() or path.is_symlink()):
+                _remove(path)
+        raise
+    try:
+        _fsync(index_dir)
+    except OSError as error:
+        # The new build is live already; only its surviving a power cut is in doubt.
+        logger.warning("could not sync %s (%s)", index_dir, error.strerror or error)
     return build
+
+
+def _write_files(
+    folder: Path,
+    manifest: dict[str, Any],
+    records: dict[str, list[Any]],
+    stores: dict[str, FaissStore],
+    texts: dict[str, str],
+) -> bytes:
+    """The data files and the manifest listing their checksums, synced; returns the manifest's bytes."""
+    for name in STORES:
+        _write_jsonl(folder / f"{name}.jsonl", (record.to_dict() for record in records[name]))
+        stores[name].save(folder / f"{name}.faiss")
+    _write_jsonl(folder / TEXTS, ({"source": source, "text": texts[source]} for source in sorted(texts)))
+    manifest["files"] = {name: sha256_file(folder / name) for name in DATA_FILES}
+    manifest_bytes = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    (folder / MANIFEST).write_bytes(manifest_bytes)
+    for name in (*DATA_FILES, MANIFEST):
+        _fsync(folder / name)
+    return manifest_bytes

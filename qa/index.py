@@ -2,12 +2,17 @@
 
 Layout of the index folder:
 
-    CURRENT              name of the live build folder (replaced atomically)
-    build-<id>/          one complete build: manifest.json; for sentences,
-                         passages and windows, a JSONL of records and a FAISS file;
-                         texts.jsonl, the text each source was indexed from
-    .tmp-<id>/           a build in progress; never read, removed by the next build
+    CURRENT              the live build folder's name, then its manifest's sha256
+                         (two lines, replaced atomically)
+    build-<id>/          one complete build: manifest.json (with a sha256 per file);
+                         for sentences, passages and windows, a JSONL of records and
+                         a FAISS file; texts.jsonl, the text each source was indexed from
+    .tmp-<id>/           a build in progress; never read; removed when the build fails,
+                         or by the next build when it was killed
     .lock                held by the running build
+
+So CURRENT checks the manifest and the manifest checks every data file: a
+damaged or truncated file anywhere is found on load, not read as data.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +51,10 @@ STORES = ("sentences", "passages", "windows")
 TEXTS = "texts.jsonl"
 DATA_FILES = (*(f"{name}.{kind}" for name in STORES for kind in ("jsonl", "faiss")), TEXTS)
 REBUILD_HINT = "run `python -m qa build --full`"
+# A build folder's name as qa/build.py makes it: never a path that leads elsewhere.
+_BUILD_NAME = re.compile(r"build-[0-9A-Za-z-]+")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_MANIFEST_KEYS = {"model", "files", "sources", "counts"}
 
 
 class Index:
@@ -203,25 +214,81 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def live_build(index_dir: Path) -> Path:
-    """The folder of the live build, or IndexMissingError."""
+@dataclass(frozen=True)
+class Pointer:
+    """What CURRENT says: the live build folder and the sha256 of its manifest.
+
+    `manifest_sha256` is None for a CURRENT written before the checksum was
+    recorded (one line); such a manifest is read unchecked, as it was then.
+    """
+
+    build: Path
+    manifest_sha256: str | None
+
+
+def pointer_text(build_name: str, manifest: bytes) -> str:
+    """What a build writes to CURRENT to make `build_name`, with this manifest, the live build."""
+    return f"{build_name}\n{hashlib.sha256(manifest).hexdigest()}\n"
+
+
+def read_pointer(index_dir: Path) -> Pointer:
+    """What CURRENT says, checked to name a build folder that exists.
+
+    Raises:
+        IndexMissingError: there is no CURRENT: no build has finished.
+        IndexCorruptError: CURRENT cannot be read, is garbled or names a missing build.
+    """
     pointer = index_dir / POINTER
     if not pointer.is_file():
         raise IndexMissingError(f"no index at {index_dir}; run `python -m qa build` to create it")
-    name = pointer.read_text(encoding="utf-8").strip()
-    build = index_dir / name
-    if not name.startswith("build-") or not build.is_dir():
+    try:
+        lines = pointer.read_text(encoding="utf-8").removesuffix("\n").split("\n")
+    except (OSError, ValueError) as error:
+        raise IndexCorruptError(f"cannot read index pointer {pointer} ({error}); {REBUILD_HINT}") from error
+    # Parsed strictly (no strip, no other line breaks), so that a changed byte never goes unnoticed.
+    name, checksum = lines[0], lines[1] if len(lines) > 1 else None
+    if len(lines) > 2 or not _BUILD_NAME.fullmatch(name) or (checksum is not None and not _SHA256.fullmatch(checksum)):
+        raise IndexCorruptError(f"index pointer {pointer} is garbled (not a build name and a sha256); {REBUILD_HINT}")
+    if not (index_dir / name).is_dir():
         raise IndexCorruptError(f"index pointer {pointer} names a missing build {name!r}; {REBUILD_HINT}")
-    return build
+    return Pointer(index_dir / name, checksum)
+
+
+def live_build(index_dir: Path) -> Path:
+    """The folder of the live build (see read_pointer for the errors)."""
+    return read_pointer(index_dir).build
+
+
+def _read_live_manifest(index_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The live build and its manifest, read through one reading of CURRENT.
+
+    One reading, so a build that swaps CURRENT meanwhile cannot pair this
+    build's folder with the next one's manifest.
+    """
+    pointer = read_pointer(index_dir)
+    path = pointer.build / MANIFEST
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise IndexCorruptError(f"cannot read index manifest {path} ({error}); {REBUILD_HINT}") from error
+    if pointer.manifest_sha256 is not None and hashlib.sha256(data).hexdigest() != pointer.manifest_sha256:
+        raise IndexCorruptError(
+            f"index manifest {path} is corrupt (its sha256 differs from the one in {index_dir / POINTER}); "
+            f"{REBUILD_HINT}"
+        )
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except ValueError as error:
+        raise IndexCorruptError(f"cannot read index manifest {path} ({error}); {REBUILD_HINT}") from error
+    complete = isinstance(manifest, dict) and _MANIFEST_KEYS <= manifest.keys()
+    if not complete or not all(isinstance(manifest[key], dict) for key in _MANIFEST_KEYS):
+        raise IndexCorruptError(f"index manifest {path} is incomplete; {REBUILD_HINT}")
+    return pointer.build, manifest
 
 
 def read_manifest(index_dir: Path) -> dict[str, Any]:
-    """The live build's manifest, without checking its files."""
-    path = live_build(index_dir) / MANIFEST
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise IndexCorruptError(f"cannot read {path} ({error}); {REBUILD_HINT}") from error
+    """The live build's manifest, checked against CURRENT but without checking the data files."""
+    return _read_live_manifest(index_dir)[1]
 
 
 def load_index(index_dir: Path, encoder: Encoder) -> Index:
@@ -229,22 +296,19 @@ def load_index(index_dir: Path, encoder: Encoder) -> Index:
 
     Raises:
         IndexMissingError: there is no index yet.
-        IndexCorruptError: a file is missing, altered or unreadable.
+        IndexCorruptError: a file (CURRENT, the manifest, a data file) is missing, altered or unreadable.
         ModelMismatchError: the index was built with other weights than `encoder`.
     """
-    build = live_build(index_dir)
-    manifest = read_manifest(index_dir)
-    if not isinstance(manifest, dict) or not {"model", "files", "sources", "counts"} <= manifest.keys():
-        raise IndexCorruptError(f"index manifest in {build} is incomplete; {REBUILD_HINT}")
+    build, manifest = _read_live_manifest(index_dir)
     if manifest.get("schema_version") != SCHEMA_VERSION:
         raise IndexCorruptError(
             f"index at {index_dir} has schema {manifest.get('schema_version')}, this version reads "
             f"{SCHEMA_VERSION}; {REBUILD_HINT}"
         )
     built_with, configured = manifest["model"], encoder.fingerprint
-    if built_with["weights_sha256"] != configured.weights_sha256 or built_with["dimension"] != configured.dimension:
+    if built_with.get("weights_sha256") != configured.weights_sha256 or built_with.get("dimension") != configured.dimension:
         raise ModelMismatchError(
-            f"index built with model {built_with['name']} ({built_with['dimension']}d), settings say "
+            f"index built with model {built_with.get('name')} ({built_with.get('dimension')}d), settings say "
             f"{configured.name} ({configured.dimension}d); {REBUILD_HINT}"
         )
     for name in DATA_FILES:

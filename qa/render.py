@@ -93,7 +93,8 @@ def render_error(message: str) -> str:
 
 def render_question(question: str) -> str:
     """The user's question as it should appear in the chat: text, never markup."""
-    return escape(question)
+    # A lone surrogate is not UTF-8 and could not be sent to the browser; U+FFFD stands in.
+    return escape("".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in question))
 
 
 def _plural(count: int, word: str) -> str:

@@ -75,7 +75,16 @@ class FaissStore:
         return scores[0][keep], keys[0][keep]
 
     def save(self, path: Path) -> None:
-        faiss.write_index(self._index, str(path))
+        """Write the store to `path` in FAISS's own format.
+
+        Raises:
+            OSError: the file cannot be written (read-only folder, full disk), with its errno.
+        """
+        # Through a Python file rather than faiss.write_index(index, path), whose
+        # failures are RuntimeErrors carrying only a message; Python's carry the
+        # errno (ENOSPC, EROFS) that a build turns into IndexWriteError.
+        with path.open("wb") as handle:
+            faiss.write_index(self._index, faiss.PyCallbackIOWriter(handle.write))
 
     @classmethod
     def load(cls, path: Path) -> FaissStore:

@@ -126,6 +126,41 @@ def seed_index(encoder: Encoder, tmp_path_factory: pytest.TempPathFactory) -> In
 
 
 @pytest.fixture
+def small_seeds(tmp_path: Path) -> Path:
+    """Three short documents (tests/builds.py DOCS) in a seeds folder of their own."""
+    from builds import DOCS, write_docs
+
+    return write_docs(tmp_path / "seeds", DOCS)
+
+
+@pytest.fixture
+def built(small_seeds: Path, tmp_path: Path, encoder: Encoder) -> tuple[Path, Path, Index]:
+    """(seeds, index folder, index) after one full build of the small seeds."""
+    index_dir = tmp_path / "index"
+    return small_seeds, index_dir, qa.build.build_index(small_seeds, index_dir, encoder)
+
+
+@pytest.fixture(scope="session")
+def small_pristine(encoder: Encoder, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(seeds, index folder): builds.FAULT_DOCS built once per session; never changed, only copied."""
+    from builds import FAULT_DOCS, write_docs
+
+    root = tmp_path_factory.mktemp("small")
+    seeds_dir = write_docs(root / "seeds", FAULT_DOCS)
+    qa.build.build_index(seeds_dir, root / "index", encoder)
+    return seeds_dir, root / "index"
+
+
+@pytest.fixture
+def small_copy(small_pristine: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
+    """(seeds, index folder): a private copy of small_pristine, cheaper than a build."""
+    seeds_dir, index_dir = (tmp_path / "seeds", tmp_path / "index")
+    shutil.copytree(small_pristine[0], seeds_dir)
+    shutil.copytree(small_pristine[1], index_dir, symlinks=True)
+    return seeds_dir, index_dir
+
+
+@pytest.fixture
 def seeds_copy(tmp_path: Path) -> Path:
     """A private copy of the seed folder that a test may change."""
     target = tmp_path / "seeds"

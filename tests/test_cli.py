@@ -11,27 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
+from commands import Captured, assert_one_line_error, run
 from conftest import REPO, SEED_NAME, SEEDS
-from qa.cli import main
+
 from qa.index import Index
 from qa.store import FaissStore
-
-Captured = pytest.CaptureFixture[str]
-
-
-def run(capsys: Captured, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(err: str, *fragments: str) -> None:
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 @pytest.fixture

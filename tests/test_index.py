@@ -1,22 +1,26 @@
-"""Index: incremental and atomic builds, checked loads, the build lock, staleness."""
+"""Index: full and incremental builds, checked loads, model and schema checks, staleness.
+
+Failed, killed and concurrent builds and damaged files: tests/test_faults.py.
+"""
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import json
 import re
-import signal
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from conftest import REPO, SEED_NAME
+from builds import (
+    DOCS,
+    RecordingEncoder,
+    edit_manifest,
+    live_build_dir,
+    live_pointer,
+    live_state,
+    write_docs,
+)
+from conftest import SEED_NAME
 
 import qa.index
 from qa.build import build_index
@@ -25,7 +29,6 @@ from qa.errors import (
     IndexCorruptError,
     IndexMissingError,
     ModelMismatchError,
-    QAError,
     SeedsError,
 )
 from qa.index import Index, load_index
@@ -33,46 +36,13 @@ from qa.ingest import read_sources
 from qa.split import WINDOW_WORDS, split_document
 from qa.store import vector_key
 
-DOCS = {
-    "alpha.txt": "Alpha river floods each spring. Farmers plant rice on its banks.\nThe alpha bridge opened in 1902.\n",
-    "beta.txt": "Beta mountain is covered in snow. Climbers reach the summit in July.\n",
-    "notes/gamma.md": "# Gamma\n\nGamma city has a busy harbour.\n",
-}
 DATA_FILES = {"sentences.jsonl", "passages.jsonl", "sentences.faiss", "passages.faiss", "texts.jsonl"}
-
-
-class RecordingEncoder:
-    """The real encoder, remembering every text it was asked to embed."""
-
-    def __init__(self, inner: Encoder) -> None:
-        self.inner = inner
-        self.encoded: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def encode(self, texts: list[str], progress: Any = None) -> np.ndarray:
-        self.encoded.extend(texts)
-        return self.inner.encode(texts, progress)
-
-
-class FailingEncoder(RecordingEncoder):
-    def encode(self, texts: list[str], progress: Any = None) -> np.ndarray:
-        raise RuntimeError("encoder exploded")
 
 
 class OtherModel:
     """Stands in for an encoder with other weights; load_index only reads its fingerprint."""
 
     fingerprint = ModelFingerprint("other-model", 384, "0" * 64)
-
-
-def write_docs(seeds_dir: Path, docs: dict[str, str]) -> Path:
-    for name, text in docs.items():
-        path = seeds_dir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return seeds_dir
 
 
 def texts_of(seeds_dir: Path, source: str) -> tuple[list[str], list[str]]:
@@ -87,33 +57,6 @@ def sentence_keys(index: Index, source: str | None = None) -> np.ndarray:
     return np.asarray(
         [vector_key(s.id) for s in index.sentences if source is None or s.source == source], dtype=np.int64
     )
-
-
-def live_pointer(index_dir: Path) -> str:
-    return (index_dir / "CURRENT").read_text(encoding="utf-8")
-
-
-def live_state(index_dir: Path, encoder: Encoder) -> tuple[str, dict[str, Any]]:
-    """The CURRENT pointer and the loaded manifest: what a failed build must leave as it was."""
-    return live_pointer(index_dir), load_index(index_dir, encoder).manifest
-
-
-def assert_next_build_picks_up_beta_and_cleans_up(seeds_dir: Path, index_dir: Path, encoder: Encoder) -> None:
-    index = build_index(seeds_dir, index_dir, encoder)
-    assert index.report is not None and index.report.changed == ["beta.txt"]
-    assert not [p for p in index_dir.iterdir() if p.name.startswith(".tmp-")]
-
-
-@pytest.fixture
-def small_seeds(tmp_path: Path) -> Path:
-    return write_docs(tmp_path / "seeds", DOCS)
-
-
-@pytest.fixture
-def built(small_seeds: Path, tmp_path: Path, encoder: Encoder) -> tuple[Path, Path, Index]:
-    """(seeds, index folder, index) after one full build of the small seeds."""
-    index_dir = tmp_path / "index"
-    return small_seeds, index_dir, build_index(small_seeds, index_dir, encoder)
 
 
 # --- build and load -------------------------------------------------------------------
@@ -169,7 +112,10 @@ def test_manifest_describes_the_build(built: tuple[Path, Path, Index], encoder: 
         assert entry["sha256"] == hashlib.sha256((seeds_dir / name).read_bytes()).hexdigest()
         assert entry["sentences"] == sum(1 for s in index.sentences if s.source == name)
         assert entry["passages"] == sum(1 for p in index.passages if p.source == name)
-    build = index_dir / live_pointer(index_dir).strip()
+    build = live_build_dir(index_dir)
+    # CURRENT names the build and pins its manifest, as the manifest pins every file.
+    manifest_sha256 = hashlib.sha256((build / "manifest.json").read_bytes()).hexdigest()
+    assert live_pointer(index_dir) == f"{build.name}\n{manifest_sha256}\n"
     assert set(manifest["files"]) >= DATA_FILES
     # Every file of the build is listed with its checksum; nothing else (no pickle) sits there.
     assert {p.name for p in build.iterdir()} == set(manifest["files"]) | {"manifest.json"}
@@ -294,110 +240,8 @@ def test_old_builds_are_pruned(built: tuple[Path, Path, Index], encoder: Encoder
         write_docs(seeds_dir, {"beta.txt": f"Beta version {number} is here.\n"})
         build_index(seeds_dir, index_dir, encoder)
     builds = sorted(p.name for p in index_dir.iterdir() if p.name.startswith("build-"))
-    assert live_pointer(index_dir).strip() in builds
+    assert live_build_dir(index_dir).name in builds
     assert len(builds) <= 2  # the live build, and at most the one it replaced
-
-
-# --- atomic builds ----------------------------------------------------------------------
-
-
-def test_failed_build_keeps_the_previous_index_live(
-    built: tuple[Path, Path, Index], encoder: Encoder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seeds_dir, index_dir, _ = built
-    before = live_state(index_dir, encoder)
-    write_docs(seeds_dir, {"beta.txt": "Beta mountain changed its name.\n"})
-
-    def fail_after_the_temporary_folder_exists(self: Any, path: Path) -> None:
-        assert path.parent.name.startswith(".tmp-") and (path.parent / "sentences.jsonl").is_file()
-        raise OSError("disk full")
-
-    monkeypatch.setattr(qa.build.FaissStore, "save", fail_after_the_temporary_folder_exists)
-    with pytest.raises(qa.IndexWriteError, match=r"disk full\); the previous index is unchanged"):
-        build_index(seeds_dir, index_dir, encoder)
-    monkeypatch.undo()
-
-    assert live_state(index_dir, encoder) == before
-    leftovers = [p for p in index_dir.iterdir() if p.name.startswith(".tmp-")]
-    assert leftovers, "the failed build should have left its temporary folder behind"
-
-    assert_next_build_picks_up_beta_and_cleans_up(seeds_dir, index_dir, encoder)
-    assert live_pointer(index_dir) != before[0]
-
-
-def build_holds_the_lock(index_dir: Path) -> bool:
-    with (index_dir / ".lock").open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
-
-
-def test_build_killed_with_sigkill_leaves_the_previous_index_live(
-    built: tuple[Path, Path, Index], encoder: Encoder
-) -> None:
-    seeds_dir, index_dir, _ = built
-    before = live_state(index_dir, encoder)
-    write_docs(seeds_dir, {"beta.txt": "Beta mountain changed its name.\n"})
-    command = [sys.executable, "-m", "qa", "build", "--seeds", str(seeds_dir), "--index", str(index_dir), "--full"]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while not build_holds_the_lock(index_dir) and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.5)  # inside the build: loading the model, embedding or writing
-        assert process.poll() is None, "the build ended before it could be killed"
-    finally:
-        process.kill()
-        process.wait()
-    assert process.returncode == -signal.SIGKILL
-
-    assert live_state(index_dir, encoder) == before
-    assert_next_build_picks_up_beta_and_cleans_up(seeds_dir, index_dir, encoder)
-
-
-def test_failed_full_build_keeps_the_previous_index_live(
-    built: tuple[Path, Path, Index], encoder: Encoder
-) -> None:
-    seeds_dir, index_dir, _ = built
-    before = live_state(index_dir, encoder)
-    with pytest.raises(RuntimeError, match="encoder exploded"):
-        build_index(seeds_dir, index_dir, FailingEncoder(encoder), full=True)  # type: ignore[arg-type]
-    assert live_state(index_dir, encoder) == before
-
-
-def test_second_build_while_one_runs_is_refused(built: tuple[Path, Path, Index], encoder: Encoder) -> None:
-    seeds_dir, index_dir, _ = built
-    write_docs(seeds_dir, {"beta.txt": "Beta mountain changed its name again.\n"})
-    inside_encode, release = threading.Event(), threading.Event()
-    outcome: dict[str, Any] = {}
-
-    class SlowEncoder(RecordingEncoder):
-        def encode(self, texts: list[str], progress: Any = None) -> np.ndarray:
-            inside_encode.set()
-            assert release.wait(timeout=60)
-            return super().encode(texts, progress)
-
-    def first_build() -> None:
-        try:
-            outcome["index"] = build_index(seeds_dir, index_dir, SlowEncoder(encoder))  # type: ignore[arg-type]
-        except BaseException as error:  # noqa: BLE001  (a thread: surfaced by the assertions below)
-            outcome["error"] = error
-
-    thread = threading.Thread(target=first_build)
-    thread.start()
-    try:
-        assert inside_encode.wait(timeout=60), "the first build never reached the encoder"
-        with pytest.raises(QAError, match="another build"):
-            build_index(seeds_dir, index_dir, encoder)
-    finally:
-        release.set()
-        thread.join(timeout=60)
-    assert "error" not in outcome, outcome.get("error")
-    assert outcome["index"].report.changed == ["beta.txt"]
-    assert load_index(index_dir, encoder).path == outcome["index"].path
 
 
 @pytest.mark.parametrize("content", [{}, {"slides.pdf": "Not indexable.", "blank.txt": "  \n"}], ids=["empty", "nothing-readable"])
@@ -419,63 +263,14 @@ def test_missing_seeds_folder_raises_seeds_error(tmp_path: Path, encoder: Encode
         build_index(tmp_path / "no-seeds", tmp_path / "index", encoder)
 
 
-# --- load errors ------------------------------------------------------------------------
-
-
 def test_missing_index_says_how_to_build_one(tmp_path: Path, encoder: Encoder) -> None:
     with pytest.raises(IndexMissingError, match=re.escape("python -m qa build")):
         load_index(tmp_path / "index", encoder)
 
 
-@pytest.mark.parametrize("name", sorted(DATA_FILES))
-@pytest.mark.parametrize("damage", ["truncate", "alter"])
-def test_damaged_data_file_is_reported_as_corrupt(
-    built: tuple[Path, Path, Index], encoder: Encoder, name: str, damage: str
-) -> None:
-    _, index_dir, _ = built
-    path = index_dir / live_pointer(index_dir).strip() / name
-    data = path.read_bytes()
-    if damage == "truncate":
-        path.write_bytes(data[: len(data) // 2])
-    else:
-        position = len(data) // 2
-        path.write_bytes(data[:position] + bytes([data[position] ^ 0x01]) + data[position + 1 :])
-    with pytest.raises(IndexCorruptError, match=re.escape("python -m qa build --full")) as raised:
-        load_index(index_dir, encoder)
-    assert name in str(raised.value)
-
-
-def test_deleted_data_file_is_reported_as_corrupt(built: tuple[Path, Path, Index], encoder: Encoder) -> None:
-    _, index_dir, _ = built
-    (index_dir / live_pointer(index_dir).strip() / "passages.faiss").unlink()
-    with pytest.raises(IndexCorruptError, match="--full"):
-        load_index(index_dir, encoder)
-
-
-def test_pointer_to_a_missing_build_is_corrupt(built: tuple[Path, Path, Index], encoder: Encoder) -> None:
-    _, index_dir, _ = built
-    (index_dir / "CURRENT").write_text("build-does-not-exist\n", encoding="utf-8")
-    with pytest.raises(IndexCorruptError, match="--full"):
-        load_index(index_dir, encoder)
-
-
-def edit_manifest(index_dir: Path, change: Any) -> None:
-    path = index_dir / live_pointer(index_dir).strip() / "manifest.json"
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    change(manifest)
-    path.write_text(json.dumps(manifest), encoding="utf-8")
-
-
 def test_other_schema_version_is_refused(built: tuple[Path, Path, Index], encoder: Encoder) -> None:
     _, index_dir, _ = built
     edit_manifest(index_dir, lambda m: m.update(schema_version=qa.index.SCHEMA_VERSION + 1))
-    with pytest.raises(IndexCorruptError, match="--full"):
-        load_index(index_dir, encoder)
-
-
-def test_unreadable_manifest_is_corrupt(built: tuple[Path, Path, Index], encoder: Encoder) -> None:
-    _, index_dir, _ = built
-    (index_dir / live_pointer(index_dir).strip() / "manifest.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(IndexCorruptError, match="--full"):
         load_index(index_dir, encoder)
 

@@ -10,11 +10,19 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import SEEDS
 
 import qa
-from conftest import SEEDS
 from qa.index import Index
-from qa.retrieve import ConfidenceModel, FusionWeights, confidence, fuse, max_normalize, prepare_question, top_rows
+from qa.retrieve import (
+    ConfidenceModel,
+    FusionWeights,
+    confidence,
+    fuse,
+    max_normalize,
+    prepare_question,
+    top_rows,
+)
 from qa.schema import Hit
 
 DevResults = dict[str, tuple[list[Hit], qa.Answer]]
@@ -129,7 +137,14 @@ def test_prepare_question_shortens_a_long_question_and_says_so() -> None:
 
 @pytest.mark.parametrize(
     ("question", "message"),
-    [("", "empty"), (" \u3000 ", "empty"), ("\x00\x01\x02", "empty"), ("?!? — …", "no words"), (42, "text")],
+    [
+        ("", "empty"),
+        (" \u3000 ", "empty"),
+        ("\x00\x01\x02", "empty"),
+        ("?!? — …", "no words"),
+        (42, "text"),
+        ("who chairs \udcff the committee", r"lone surrogate, U\+DCFF"),
+    ],
 )
 def test_prepare_question_rejects(question: Any, message: str) -> None:
     with pytest.raises(qa.BadQuestionError, match=message):

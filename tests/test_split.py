@@ -212,12 +212,13 @@ def test_identical_sentences_get_distinct_ids(tmp_path: Path) -> None:
 
 # --- property: any text ---------------------------------------------------------------
 
-# Arbitrary code points, mixed with pieces that stress line and sentence splitting.
+# Arbitrary code points of every category (unassigned and private use included),
+# mixed with pieces that stress line and sentence splitting.
 _ANY_TEXT = st.lists(
     st.one_of(
         st.characters(
             blacklist_categories=("Cs",),  # lone surrogates cannot be written as UTF-8
-            blacklist_characters="\0",  # NUL: such files are skipped
+            blacklist_characters="\0",  # NUL makes a file binary: the next property
         ),
         st.sampled_from(["\n", "\r", "\r\n", "\n\n", "\u2028", ". ", "? ", "\u0301", "😀", "\ufeff", "U.S."]),
     ),
@@ -264,6 +265,19 @@ def test_any_text_splits_into_exact_trimmed_spans(text: str) -> None:
                         passage.text,
                     )
 
+
+
+@settings(max_examples=50, deadline=None, database=None)
+@given(text=_ANY_TEXT, position=st.integers(min_value=0))
+def test_any_text_with_a_nul_is_skipped_as_binary(text: str, position: int) -> None:
+    """NUL, the one character _ANY_TEXT leaves out, anywhere in a .txt file: skipped, never split."""
+    cut = position % (len(text) + 1)
+    with tempfile.TemporaryDirectory() as folder:
+        seeds_dir = Path(folder)
+        (seeds_dir / "doc.txt").write_bytes((text[:cut] + "\0" + text[cut:]).encode("utf-8"))
+        readable, skipped = read_sources(seeds_dir)
+    assert readable == []
+    assert [(s.source, s.reason) for s in skipped] == [("doc.txt", "looks binary (contains NUL bytes)")]
 
 def untrimmed_spans(folder: Path, character: str) -> list[str]:
     """Passage and sentence texts that keep `character` at an edge or consist of it."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from qa.embed import normalize
 from qa.schema import content_id
@@ -58,3 +60,13 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     loaded = FaissStore.load(tmp_path / "v.faiss")
     assert (loaded.dimension, len(loaded)) == (8, 3)
     np.testing.assert_array_equal(loaded.vectors(np.array([3, 1])), vectors[[2, 0]])
+
+
+def test_a_full_disk_is_an_os_error_with_its_errno(tmp_path: Path) -> None:
+    store = FaissStore(8)
+    store.add(np.arange(200), unit_rows(200))  # more than the write buffer, so the write itself fails
+    with pytest.raises(OSError) as raised:
+        store.save(Path("/dev/full"))  # every write to it fails with ENOSPC
+    assert raised.value.errno == errno.ENOSPC
+    with pytest.raises(FileNotFoundError):
+        store.save(tmp_path / "no-such-folder" / "v.faiss")

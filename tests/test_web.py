@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from markup import assert_no_markup_from_text, text_outside_tags
 
 import qa
 from qa import ingest
+from qa.errors import QAError
 from qa.index import Index
 from qa.render import (
     highlight,
@@ -19,6 +23,7 @@ from qa.render import (
     render_error,
     render_header,
     render_question,
+    render_status,
     render_uploads,
 )
 from qa.schema import Answer, Hit, Quote
@@ -31,8 +36,6 @@ from qa.uploads import (
 )
 
 HOSTILE = '<img src=x onerror=alert(1)> <script>alert(2)</script> *bold* _it_ `code` [x](javascript:alert(3))'
-# The only tags render.py writes; anything else that starts with "<" came from text.
-OUR_TAGS = re.compile(r"</?(?:div|p|strong|blockquote|sup|ol|ul|li|details|summary|code|mark|span)(?: [^<>]*)?>")
 
 
 def _quote(context: str, start: int, end: int, offset: int = 100, section: str | None = "Intro") -> Quote:
@@ -48,10 +51,6 @@ def _hit(context: str, source: str = "doc.txt") -> Hit:
         score=0.1, dense_rank=None, lexical_rank=2, passage_rank=None, dense_score=0.0, lexical_score=0.0,
         context=context, context_start=0,
     )
-
-
-def _text_outside_tags(markup: str) -> str:
-    return OUR_TAGS.sub("", markup)
 
 
 def test_seed_answer_renders_quote_citation_and_highlight(seed_index: Index) -> None:
@@ -86,17 +85,87 @@ def test_hostile_source_text_is_escaped_everywhere() -> None:
     markup = render_answer(Answer(HOSTILE, True, 0.9, [quote], [_hit(HOSTILE, source=HOSTILE)], [HOSTILE]), True)
     markup += render_error(HOSTILE) + render_question(HOSTILE)
     assert "<img" not in markup and "<script" not in markup
-    assert "<" not in _text_outside_tags(markup)
+    assert "<" not in text_outside_tags(markup)
 
 
-@settings(max_examples=200, deadline=None)
-@given(text=st.text(min_size=1), cut=st.integers(min_value=0), question=st.text())
-def test_rendered_text_never_carries_unescaped_markup(text: str, cut: int, question: str) -> None:
-    start = cut % len(text)
-    quote = _quote(text, start, len(text), section=text)
-    markup = render_answer(Answer(question, True, 0.5, [quote], [_hit(text, source=text)], [question]), True)
-    outside = _text_outside_tags(markup + render_question(question) + render_error(question))
-    assert "<" not in outside and ">" not in outside
+# Any text (every category but surrogates, which render_question replaces),
+# with markup, entities and markdown mixed in more often than chance would.
+_MARKUP_TEXT = st.lists(
+    st.one_of(
+        st.characters(blacklist_categories=("Cs",)),
+        st.sampled_from(
+            ["<", ">", "&", '"', "'", "</p>", "<script>alert(1)</script>", "<img src=x onerror=alert(1)>",
+             "&lt;b&gt;", "&amp;", "*stars*", "[x](javascript:alert(1))", "`code`", "\n", "\x00"]
+        ),
+    ),
+    min_size=1,
+    max_size=40,
+).map("".join)
+
+
+def assert_shown_as_text(markup: str, *fields: str) -> None:
+    """No markup came from the fields, and each one reads back verbatim from the page's text."""
+    assert_no_markup_from_text(markup)
+    shown = html.unescape(text_outside_tags(markup))
+    for field in fields:
+        assert field in shown, (field, shown)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=_MARKUP_TEXT,
+    cut=st.integers(min_value=0),
+    section=st.none() | _MARKUP_TEXT,
+    source=_MARKUP_TEXT,
+    question=_MARKUP_TEXT,
+    answered=st.booleans(),
+    show_scores=st.booleans(),
+)
+def test_rendered_text_never_carries_unescaped_markup(
+    text: str, cut: int, section: str | None, source: str, question: str, answered: bool, show_scores: bool
+) -> None:
+    """Quote text, context, section, source name, question and notes, in every rendering."""
+    quote = replace(_quote(text, cut % len(text), len(text), section=section), source=source)
+    hit = replace(_hit(text, source=source), section=section)
+    answer = Answer(question, answered, 0.5, [quote] if answered else [], [hit], [question])
+    shown = [text, source, question, *([section] if section else [])]
+    assert_shown_as_text(render_answer(answer, show_scores), *shown)
+    assert_shown_as_text(render_question(question), question)
+    assert_shown_as_text(render_error(text), text)
+    assert_shown_as_text(render_status(text, ok=answered), text)
+    outcomes = [UploadOutcome(source, saved=False, reason=text), UploadOutcome(question, saved=True)]
+    assert_shown_as_text(render_uploads(outcomes), source, text, question)
+
+
+class _IndexStandIn:
+    """What render_header reads from an index: the manifest, and staleness against a folder."""
+
+    def __init__(self, manifest: dict[str, Any], stale: dict[str, list[str]] | QAError) -> None:
+        self.manifest, self._stale = manifest, stale
+
+    def stale(self, seeds_dir: Path) -> dict[str, list[str]]:
+        if isinstance(self._stale, QAError):
+            raise self._stale
+        return self._stale
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    model=_MARKUP_TEXT,
+    built_at=_MARKUP_TEXT,
+    seeds_dir=_MARKUP_TEXT.filter(lambda name: "\x00" not in name),
+    names=st.lists(_MARKUP_TEXT, min_size=1, max_size=3),
+    stale_fails=st.booleans(),
+)
+def test_header_never_carries_unescaped_markup(
+    model: str, built_at: str, seeds_dir: str, names: list[str], stale_fails: bool
+) -> None:
+    manifest = {"counts": {"sources": 2, "sentences": 9}, "model": {"name": model}, "built_at": built_at}
+    stale: dict[str, list[str]] | QAError = {"added": names, "changed": names, "removed": []}
+    if stale_fails:
+        stale = QAError(" ".join(names))
+    header = render_header(_IndexStandIn(manifest, stale), Path(seeds_dir))  # type: ignore[arg-type]
+    assert_shown_as_text(header, model, built_at, str(Path(seeds_dir)), *names)
 
 
 def test_header_says_what_is_indexed_and_warns_when_stale(seed_index: Index, seeds_copy: Path) -> None:

@@ -1,0 +1,121 @@
+"""Hostile questions at every door: qa.answer, qa.retrieve, `python -m qa ask` and the chat's respond().
+
+Each question is either answered, with every quote an exact slice of its
+source, or refused with BadQuestionError and a message saying why; never
+any other exception, and nothing that cannot be sent on as UTF-8 JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from commands import Captured, assert_one_line_error, run
+from markup import assert_no_markup_from_text
+
+import app
+import qa
+from qa.index import Index
+from qa.render import render_error
+from qa.schema import Hit, Quote
+
+EMPTY = "the question is empty"
+NO_WORDS = "the question has no words to search for"
+NOT_TEXT = "the question is not valid text"
+
+# id: (question, None when it is answered, else the start of the refusal)
+QUESTIONS: dict[str, tuple[str, str | None]] = {
+    "empty": ("", EMPTY),
+    "whitespace only": (" \t\n\u3000 ", EMPTY),
+    "NUL only": ("\x00", EMPTY),
+    "punctuation only": ("?!...", NO_WORDS),
+    "inverted punctuation": ("¿¡", NO_WORDS),
+    "emoji only": ("🔥🇨🇳", NO_WORDS),
+    "combining marks only": ("\u0301\u0308\u0327", NO_WORDS),
+    "zero-width characters only": ("\u200b\u200d\ufeff", NO_WORDS),
+    "lone surrogate": ("\ud800", NOT_TEXT),
+    "lone surrogate among words": ("who chairs \udcff the committee?", NOT_TEXT),
+    "100,000 characters": (("Who chairs the Senate Judiciary Committee? " * 2400)[:100_000], None),
+    "one 100,000-letter word": ("a" * 100_000, None),
+    "control characters and NUL": ("Who\x00 chairs\x07 the\x1b[31m committee?", None),
+    "emoji and mixed scripts": ("🔥🇨🇳 фентанил 芬太尼 who chairs?", None),
+    "right to left": ("من يرأس اللجنة؟ מי עומד בראש הוועדה?", None),
+    "right-to-left override": ("Who \u202echairs\u202c the Judiciary Committee?", None),
+    "combining marks": ("Wh\u0301o cha\u0308irs the c\u0327ommittee?", None),
+    "SQL": ("'; DROP TABLE sentences; --", None),
+    "HTML and script": ("<script>alert(1)</script> who chairs the committee?", None),
+    "markup attribute": ('<img src=x onerror="alert(1)"> Who is Paul Knierim?', None),
+    "format strings": ("%s %d {0} {question} {{}} \\n", None),
+    "stopwords only": ("the of and", None),
+}
+CASES = [pytest.param(question, refusal, id=name) for name, (question, refusal) in QUESTIONS.items()]
+
+
+def assert_exact(record: Quote | Hit, index: Index) -> None:
+    assert index.source_text(record.source)[record.start : record.end] == record.text
+
+
+def assert_sendable(data: Any) -> None:
+    """Encodes as UTF-8 JSON, as the command line and Gradio must."""
+    json.dumps(data, ensure_ascii=False).encode("utf-8")
+
+
+@pytest.fixture
+def quote_always(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threshold 0: an answered question always carries quotes, so their offsets get checked."""
+    monkeypatch.setenv("QA_MIN_CONFIDENCE", "0")
+
+
+@pytest.mark.parametrize(("question", "refusal"), CASES)
+def test_library_answers_exactly_or_refuses(
+    seed_index: Index, quote_always: None, question: str, refusal: str | None
+) -> None:
+    if refusal is not None:
+        for ask in (qa.answer, qa.retrieve):
+            with pytest.raises(qa.BadQuestionError, match="^" + re.escape(refusal)):
+                ask(question, index=seed_index)
+        return
+    answer = qa.answer(question, index=seed_index)
+    assert answer.answered and answer.quotes and answer.question == question
+    for record in (*answer.quotes, *answer.related):
+        assert_exact(record, seed_index)
+    assert_sendable(answer.to_dict())
+    hits = qa.retrieve(question, k=5, index=seed_index)
+    assert 1 <= len(hits) <= 5
+    for hit in hits:
+        assert_exact(hit, seed_index)
+
+
+@pytest.mark.parametrize(("question", "refusal"), CASES)
+def test_command_line_answers_or_gives_a_one_line_error(
+    capsys: Captured, seed_index: Index, quote_always: None, question: str, refusal: str | None
+) -> None:
+    code, out, err = run(capsys, "ask", question, "--index", str(seed_index.path.parent), "--json")
+    if refusal is not None:
+        assert code == 1 and out == ""
+        assert_one_line_error(err, refusal)
+        return
+    assert code == 0, err
+    assert json.loads(out)["question"] == question
+
+
+@pytest.mark.parametrize(("question", "refusal"), CASES)
+def test_web_chat_shows_an_answer_or_the_error_as_text(
+    seed_index: Index, monkeypatch: pytest.MonkeyPatch, question: str, refusal: str | None
+) -> None:
+    monkeypatch.setenv("QA_INDEX", str(seed_index.path.parent))
+    cleared, history = app.respond(question, [], False)
+    assert cleared == ""
+    asked, reply = history
+    assert (asked["role"], reply["role"]) == ("user", "assistant")
+    if refusal is not None:
+        assert reply["content"].startswith(render_error(refusal).removesuffix("</p>"))
+    else:
+        assert reply["content"].startswith('<div class="qa-answer">')
+    for message in history:
+        assert "Traceback" not in message["content"]
+        assert_no_markup_from_text(message["content"])
+    assert_sendable(history)
+
