@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--questions", type=Path, help="questions, one per line or JSONL (default: 50 made from indexed sentences)")
     load.add_argument("--rebuild", nargs="*", choices=("cli", "app"), default=[],
                       help="rebuild during the run: 'cli' in another process, 'app' through the app (evenly spaced)")
+    load.add_argument("--client", choices=("gradio_client", "rest"), default="gradio_client",
+                      help="how clients call the app: gradio_client (default) or Gradio's REST API with httpx")
     load.add_argument("--url", help="a running app on 127.0.0.1 (default: start app.py on a free port)")
     load.add_argument("--seeds", type=Path, help="seeds folder (default: QA_SEEDS or seeds/)")
     load.add_argument("--index", type=Path, help="index folder (default: QA_INDEX or index/)")
@@ -258,7 +260,7 @@ def _loadtest(args: argparse.Namespace, settings: Settings) -> int:
         report = loadtest.run(
             url, questions, args.clients, args.seconds, args.max_requests, args.rebuild, settings.seeds_dir,
             settings.index_dir if (app or args.index) else None,
-            report=lambda line: print(line, file=sys.stderr, flush=True),
+            report=lambda line: print(line, file=sys.stderr, flush=True), client_kind=args.client,
         )
     finally:
         if app:

@@ -20,6 +20,7 @@ import pytest
 from conftest import HOSTILE_QUESTIONS, REPO, SEED_NAME, SEEDS, UNSEARCHABLE_QUESTIONS
 
 import app  # noqa: E402  (after conftest has put the repo on sys.path)
+import qa
 from qa.build import build_index
 from qa.embed import Encoder
 
@@ -202,6 +203,15 @@ def test_api_hostile_questions_get_an_answer_or_a_message(client: Any, server: d
     for item in result["quotes"] + result["related"]:
         source_text = (server["seeds"] / item["source"]).read_text(encoding="utf-8")
         assert source_text[item["start"] : item["end"]] == item["text"]
+
+
+def test_rest_client_of_the_load_test_gets_what_gradio_client_gets(client: Any, server: dict[str, Any]) -> None:
+    from qa.loadtest import RestClient
+
+    rest = RestClient(server["url"])
+    assert rest.predict(SEED_QUESTION, 3, api_name="/answer") == client.predict(SEED_QUESTION, 3, api_name="/answer")
+    with pytest.raises(qa.QAError, match="question is empty"):
+        rest.predict("   ", 3, api_name="/answer")
 
 
 def _outside_seeds(root: Path) -> dict[str, bytes]:
