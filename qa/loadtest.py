@@ -153,7 +153,11 @@ class RestClient:
 
     def predict(self, *data: Any, api_name: str) -> Any:
         name = api_name.strip("/")
-        started = self.http.post(f"{self.url}gradio_api/call/{name}", json={"data": list(data)})
+        # ASCII JSON (escapes for everything else) can carry any str, lone surrogates included.
+        body = json.dumps({"data": list(data)})
+        started = self.http.post(
+            f"{self.url}gradio_api/call/{name}", content=body, headers={"Content-Type": "application/json"}
+        )
         started.raise_for_status()
         stream = self.http.get(f"{self.url}gradio_api/call/{name}/{started.json()['event_id']}")
         stream.raise_for_status()

@@ -32,18 +32,37 @@ DEV_SET = REPO.parent / "shared" / "eval" / "dev_seed.jsonl"
 DEV_SET_MISSING = f"dev set {DEV_SET} is missing; it lives in the shared eval folder beside the repo"
 
 
-# Questions a user might send by mistake or on purpose. The first three have no
-# words to search for and get a message; the rest are answered or abstain.
-UNSEARCHABLE_QUESTIONS = {"empty": "", "whitespace": " \t\n  ", "punctuation": "?!... ¿¡ — ***"}
-HOSTILE_QUESTIONS = {
-    **UNSEARCHABLE_QUESTIONS,
-    "100k characters": ("Who chairs the Senate Judiciary Committee? " * 2400)[:100_000],
-    "control characters and NUL": "Who\x00 chairs\x07 the\x1b[31m Senate\x7f Judiciary Committee?",
-    "emoji and mixed scripts": "🔥🇨🇳 фентанил 芬太尼 فنتانيل who chairs the committee? 👩🏽‍⚖️ e\u0301",
-    "SQL": "'; DROP TABLE sentences; -- who chairs the committee? OR 1=1",
-    "HTML and script": "<script>alert(1)</script><img src=x onerror=alert(2)> who chairs the committee?",
-}
+# Questions a user might send by mistake or on purpose, asked at every door
+# (tests/test_hostile.py, tests/test_app.py).
+EMPTY = "the question is empty"
+NO_WORDS = "the question has no words to search for"
+NOT_TEXT = "the question is not valid text"
 
+# id: (question, None when it is answered, else the start of the refusal)
+HOSTILE_QUESTIONS: dict[str, tuple[str, str | None]] = {
+    "empty": ("", EMPTY),
+    "whitespace only": (" \t\n\u3000 ", EMPTY),
+    "NUL only": ("\x00", EMPTY),
+    "punctuation only": ("?!...", NO_WORDS),
+    "inverted punctuation": ("¿¡", NO_WORDS),
+    "emoji only": ("🔥🇨🇳", NO_WORDS),
+    "combining marks only": ("\u0301\u0308\u0327", NO_WORDS),
+    "zero-width characters only": ("\u200b\u200d\ufeff", NO_WORDS),
+    "lone surrogate": ("\ud800", NOT_TEXT),
+    "lone surrogate among words": ("who chairs \udcff the committee?", NOT_TEXT),
+    "100,000 characters": (("Who chairs the Senate Judiciary Committee? " * 2400)[:100_000], None),
+    "one 100,000-letter word": ("a" * 100_000, None),
+    "control characters and NUL": ("Who\x00 chairs\x07 the\x1b[31m committee?", None),
+    "emoji and mixed scripts": ("🔥🇨🇳 фентанил 芬太尼 who chairs?", None),
+    "right to left": ("من يرأس اللجنة؟ מי עומד בראש הוועדה?", None),
+    "right-to-left override": ("Who \u202echairs\u202c the Judiciary Committee?", None),
+    "combining marks": ("Wh\u0301o cha\u0308irs the c\u0327ommittee?", None),
+    "SQL": ("'; DROP TABLE sentences; --", None),
+    "HTML and script": ("<script>alert(1)</script> who chairs the committee?", None),
+    "markup attribute": ('<img src=x onerror="alert(1)"> Who is Paul Knierim?', None),
+    "format strings": ("%s %d {0} {question} {{}} \\n", None),
+    "stopwords only": ("the of and", None),
+}
 
 def load_dev_set() -> list[dict[str, Any]]:
     """The dev questions, or [] when the shared eval file is absent."""

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from commands import Captured, assert_one_line_error, run
+from conftest import HOSTILE_QUESTIONS
 from markup import assert_no_markup_from_text
 
 import app
@@ -21,36 +22,7 @@ from qa.index import Index
 from qa.render import render_error
 from qa.schema import Hit, Quote
 
-EMPTY = "the question is empty"
-NO_WORDS = "the question has no words to search for"
-NOT_TEXT = "the question is not valid text"
-
-# id: (question, None when it is answered, else the start of the refusal)
-QUESTIONS: dict[str, tuple[str, str | None]] = {
-    "empty": ("", EMPTY),
-    "whitespace only": (" \t\n\u3000 ", EMPTY),
-    "NUL only": ("\x00", EMPTY),
-    "punctuation only": ("?!...", NO_WORDS),
-    "inverted punctuation": ("¿¡", NO_WORDS),
-    "emoji only": ("🔥🇨🇳", NO_WORDS),
-    "combining marks only": ("\u0301\u0308\u0327", NO_WORDS),
-    "zero-width characters only": ("\u200b\u200d\ufeff", NO_WORDS),
-    "lone surrogate": ("\ud800", NOT_TEXT),
-    "lone surrogate among words": ("who chairs \udcff the committee?", NOT_TEXT),
-    "100,000 characters": (("Who chairs the Senate Judiciary Committee? " * 2400)[:100_000], None),
-    "one 100,000-letter word": ("a" * 100_000, None),
-    "control characters and NUL": ("Who\x00 chairs\x07 the\x1b[31m committee?", None),
-    "emoji and mixed scripts": ("🔥🇨🇳 фентанил 芬太尼 who chairs?", None),
-    "right to left": ("من يرأس اللجنة؟ מי עומד בראש הוועדה?", None),
-    "right-to-left override": ("Who \u202echairs\u202c the Judiciary Committee?", None),
-    "combining marks": ("Wh\u0301o cha\u0308irs the c\u0327ommittee?", None),
-    "SQL": ("'; DROP TABLE sentences; --", None),
-    "HTML and script": ("<script>alert(1)</script> who chairs the committee?", None),
-    "markup attribute": ('<img src=x onerror="alert(1)"> Who is Paul Knierim?', None),
-    "format strings": ("%s %d {0} {question} {{}} \\n", None),
-    "stopwords only": ("the of and", None),
-}
-CASES = [pytest.param(question, refusal, id=name) for name, (question, refusal) in QUESTIONS.items()]
+CASES = [pytest.param(question, refusal, id=name) for name, (question, refusal) in HOSTILE_QUESTIONS.items()]
 
 
 def assert_exact(record: Quote | Hit, index: Index) -> None:
