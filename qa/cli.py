@@ -236,18 +236,20 @@ def _loadtest(args: argparse.Namespace, settings: Settings) -> int:
     import tempfile
 
     from qa import loadtest
+    from qa.served import App, check_loopback
 
     if args.clients < 1 or args.max_requests < 1 or not args.seconds > 0:
         raise QAError("--clients and --max-requests must be at least 1, --seconds above 0")
     app = None
     if args.url:
-        url = loadtest.check_loopback(args.url)
+        url = check_loopback(args.url)
         if "app" in args.rebuild:
             print("note: an 'app' rebuild needs the app started with --allow-rebuild", file=sys.stderr)
     else:
         log = Path(tempfile.mkdtemp(prefix="qa-loadtest-")) / "app.log"
         print(f"starting app.py (log: {log})", file=sys.stderr, flush=True)
-        app = loadtest.App(settings.seeds_dir, settings.index_dir, "app" in args.rebuild, log)
+        environment = {"QA_SEEDS": str(settings.seeds_dir), "QA_INDEX": str(settings.index_dir)}
+        app = App(["--allow-rebuild"] if "app" in args.rebuild else [], environment, log)
         url = app.url
     peak = None
     try:

@@ -13,29 +13,22 @@ so an answer mixing two builds would count as an error.
 from __future__ import annotations
 
 import json
-import math
-import os
 import random
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from qa.bench import peak_rss_mb, percentile
+from qa.bench import percentile
 from qa.errors import QAError
 from qa.index import TEXTS, live_build
+from qa.served import check_loopback, make_client
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
-STARTUP_SECONDS = 300.0  # model load, ONNX export and a first build on a busy machine
 REBUILD_SECONDS = 600.0
 REBUILD_TAIL_SECONDS = 3.0  # long enough for the app to load a build another process wrote
 QUESTION_WORDS = 8
@@ -77,14 +70,6 @@ class LoadReport:
             "requests_per_s": self.requests / self.seconds if self.seconds else 0.0,
         }
         return data
-
-
-def check_loopback(url: str) -> str:
-    """The URL, normalised with a trailing slash, if it points at this machine; else QAError."""
-    host = urlsplit(url).hostname or ""
-    if host not in LOOPBACK_HOSTS:
-        raise QAError(f"the load test only sends traffic to 127.0.0.1, not {host or url!r}")
-    return url if url.endswith("/") else url + "/"
 
 
 def questions_from(index_dir: Path, count: int, seed: int = 0) -> list[str]:
@@ -135,98 +120,6 @@ class BuildTexts:
             if texts.get(item["source"], "")[item["start"] : item["end"]] != item["text"]:
                 return f"{item['source']} chars {item['start']}-{item['end']} is not a slice of build {build}"
         return None
-
-
-class RestClient:
-    """Gradio's REST API (POST /gradio_api/call/NAME, then read its event stream), called with httpx.
-
-    gradio_client checks for a finished event every 50 ms, which adds tens of
-    milliseconds to each call; this client waits on the stream itself, so its
-    timings are closer to the server's own.
-    """
-
-    def __init__(self, url: str) -> None:
-        import httpx
-
-        self.url = url
-        self.http = httpx.Client(timeout=REBUILD_SECONDS)
-
-    def predict(self, *data: Any, api_name: str) -> Any:
-        name = api_name.strip("/")
-        # ASCII JSON (escapes for everything else) can carry any str, lone surrogates included.
-        body = json.dumps({"data": list(data)})
-        started = self.http.post(
-            f"{self.url}gradio_api/call/{name}", content=body, headers={"Content-Type": "application/json"}
-        )
-        started.raise_for_status()
-        stream = self.http.get(f"{self.url}gradio_api/call/{name}/{started.json()['event_id']}")
-        stream.raise_for_status()
-        event = ""
-        for line in stream.text.splitlines():
-            if line.startswith("event: "):
-                event = line.removeprefix("event: ")
-            elif line.startswith("data: ") and event in ("complete", "error"):
-                payload = json.loads(line.removeprefix("data: "))
-                if event == "error":
-                    raise QAError(f"the app answered with an error: {payload}")
-                return payload[0] if len(payload) == 1 else payload
-        raise QAError(f"the app's event stream ended without a result: {stream.text[:200]!r}")
-
-
-CLIENT_KINDS = ("gradio_client", "rest")
-
-
-def make_client(kind: str, url: str) -> Any:
-    """A client of the app at `url` with a `predict(*data, api_name=...)` method."""
-    if kind == "rest":
-        return RestClient(url)
-    from gradio_client import Client
-
-    return Client(url, verbose=False)
-
-
-class App:
-    """`python app.py` on a free loopback port, stopped on exit."""
-
-    def __init__(self, seeds_dir: Path, index_dir: Path, allow_rebuild: bool, log: Path) -> None:
-        if not APP.is_file():
-            raise QAError(f"{APP} is missing: the load test starts the app from the repository; pass --url instead")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/"
-        command = [sys.executable, str(APP), "--host", "127.0.0.1", "--port", str(port)]
-        self.log = log
-        with log.open("wb") as output:
-            self.process = subprocess.Popen(
-                [*command, *(["--allow-rebuild"] if allow_rebuild else [])],
-                stdout=output, stderr=subprocess.STDOUT,
-                env={**os.environ, "QA_SEEDS": str(seeds_dir), "QA_INDEX": str(index_dir), "PYTHONUNBUFFERED": "1"},
-            )
-
-    def wait(self) -> None:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise QAError(f"app.py exited with {self.process.returncode}; its log is {self.log}")
-            try:
-                with urllib.request.urlopen(self.url, timeout=5) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.5)
-        raise QAError(f"app.py did not answer on {self.url} within {STARTUP_SECONDS:.0f} s; its log is {self.log}")
-
-    def stop(self) -> float | None:
-        """Stop the app; its peak resident memory in MB, read just before."""
-        rss = peak_rss_mb(self.process.pid)
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        return None if math.isnan(rss) else rss  # NaN: /proc is not readable here
 
 
 def run(
@@ -301,8 +194,6 @@ def _rebuild_during(
     report: Report,
 ) -> list[Rebuild]:
     """Run each rebuild at its share of the run (one after another); how each went."""
-    from gradio_client import Client
-
     done = []
     for number, kind in enumerate(kinds, start=1):
         at = start + seconds * number / (len(kinds) + 1)
@@ -317,7 +208,7 @@ def _rebuild_during(
             rebuild.ok, rebuild.detail = result.returncode == 0, (result.stdout + result.stderr).strip()[-300:]
         else:
             try:
-                status, _ = Client(url, verbose=False).predict(api_name="/rebuild")
+                status, _ = make_client("gradio_client", url).predict(api_name="/rebuild")
                 rebuild.ok, rebuild.detail = "Rebuilt:" in status, status
             except Exception as error:  # noqa: BLE001  (reported in the table, like any request that fails)
                 rebuild.detail = f"{type(error).__name__}: {error}"

@@ -6,11 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,13 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import HOSTILE_QUESTIONS, REPO, SEED_NAME, SEEDS
+from conftest import HOSTILE_QUESTIONS, SEED_NAME, SEEDS
 
-import app  # noqa: E402  (after conftest has put the repo on sys.path)
+import app
 import qa
 from qa.build import build_index
-from qa.loadtest import RestClient
 from qa.embed import Encoder
+from qa.served import App, RestClient
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -38,7 +33,6 @@ HOSTILE_LINE = (
 )
 SEED_QUESTION = "Who chairs the Senate Judiciary Committee?"
 UNANSWERABLE = "How many people play cricket in Australia?"
-STARTUP_SECONDS = 300  # a bound, not a timing check: model load and first build on a busy 2-core machine
 
 
 # Settings
@@ -99,50 +93,20 @@ def test_examples_come_from_a_file(tmp_path: Path) -> None:
 # The running app
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"app.py did not serve {url} within {STARTUP_SECONDS}s:\n{log.read_text()}")
-
-
 @contextmanager
 def _serving(root: Path, seeds: Path, qa_cache: Path, *args: str, **env: str) -> Iterator[dict[str, Any]]:
     """`python app.py ARGS` on a free port over `seeds`, index in root/index; stopped on exit."""
-    port = _free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    environ.update(QA_SEEDS=str(seeds), QA_INDEX=str(root / "index"), QA_CACHE=str(qa_cache), PYTHONUNBUFFERED="1")
-    environ.update(env)
+    environment = {"QA_SEEDS": str(seeds), "QA_INDEX": str(root / "index"), "QA_CACHE": str(qa_cache), **env}
     log = root / "app.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py"), "--port", str(port), *args],
-            cwd=root, env=environ, stdout=output, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/"
+    running = App(list(args), environment, log, cwd=root)
     try:
-        _wait_until_serving(url, process, log)
-        yield {"url": url, "root": root, "seeds": seeds, "log": log, "port": port}
-    finally:
-        process.terminate()
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            running.wait()
+        except qa.QAError as error:
+            pytest.fail(f"{error}:\n{log.read_text()}")
+        yield {"url": running.url, "root": root, "seeds": seeds, "log": log, "port": running.port}
+    finally:
+        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,17 +14,18 @@ from qa.build import build_index
 from qa.embed import Encoder
 from qa.errors import QAError
 from qa.index import Index
+from qa.served import check_loopback
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:7860", "http://localhost:1/", "http://[::1]:7860/"])
 def test_loopback_urls_are_accepted(url: str) -> None:
-    assert loadtest.check_loopback(url).endswith("/")
+    assert check_loopback(url).endswith("/")
 
 
 @pytest.mark.parametrize("url", ["http://example.com/", "http://10.0.0.5:7860/", "http://127.0.0.1.example.com/", ""])
 def test_other_hosts_are_refused_before_any_traffic(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(QAError, match="only sends traffic to 127.0.0.1"):
-        loadtest.check_loopback(url)
+        check_loopback(url)
     if url:
         assert cli.main(["loadtest", "--url", url, "--seconds", "1"]) == 1
         assert "only sends traffic to 127.0.0.1" in capsys.readouterr().err
