@@ -2,44 +2,31 @@
 
 A build writes a new folder beside the live one and then replaces CURRENT in one
 rename, so a reader sees either the old build or the new one, never a mix, and a
-failed or killed build leaves the old one live (see qa/index.py for the layout).
+failed or killed build leaves the old one live (qa/layout.py writes the files).
 A failed build removes what it wrote; a killed one leaves it to the next build.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
-import os
-import secrets
-import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qa import layout
 from qa.config import DEFAULT_MAX_FILE_MB
 from qa.embed import Encoder
 from qa.errors import IndexMissingError, IndexWriteError, QAError, SeedsError
 from qa.index import (
-    DATA_FILES,
-    MANIFEST,
-    POINTER,
     SCHEMA_VERSION,
-    STORES,
-    TEXTS,
     Index,
-    live_build,
     load_index,
-    pointer_text,
-    read_manifest,
     record_keys,
-    sha256_file,
 )
 from qa.ingest import FORMATS_HINT, SkippedFile, SourceFile, read_sources
+from qa.layout import STORES, read_manifest
 from qa.schema import Document, Sentence, Window, content_id
 from qa.split import split_document, word_windows
 from qa.store import FaissStore
@@ -64,31 +51,6 @@ class BuildReport:
     full: bool = False
 
 
-def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-@contextmanager
-def _build_lock(index_dir: Path) -> Iterator[None]:
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with (index_dir / ".lock").open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            raise QAError(f"another build is running on {index_dir}; wait for it to finish") from error
-        yield
-
-
 def _previous_index(index_dir: Path, encoder: Encoder) -> Index | None:
     """The live index to reuse vectors from, or None when it cannot be reused."""
     try:
@@ -106,44 +68,6 @@ def _live_sources(index_dir: Path) -> dict[str, Any]:
         return read_manifest(index_dir)["sources"]
     except QAError:
         return {}
-
-
-def _live_name(index_dir: Path) -> str | None:
-    """The live build's folder name, or None when CURRENT is missing or damaged."""
-    try:
-        return live_build(index_dir).name
-    except QAError:
-        return None
-
-
-def _remove(path: Path) -> None:
-    """Delete a file or folder; a symlink itself, never what it leads to. Logs, never raises."""
-    try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-    except OSError as error:
-        # Leftovers cost only space, and the next build tries again.
-        logger.warning("could not remove %s (%s)", path, error.strerror or error)
-
-
-def _remove_leftovers(index_dir: Path, live: str | None, keep: str | None = None) -> None:
-    """Delete unfinished builds and superseded ones: all but `live` and `keep`.
-
-    With no live build known (CURRENT missing or damaged), build folders stay:
-    any of them may be the one CURRENT named, to be restored by hand.
-    """
-    try:
-        entries = list(index_dir.iterdir())
-    except OSError as error:
-        logger.warning("could not list %s (%s)", index_dir, error.strerror or error)
-        return
-    for entry in entries:
-        unfinished = entry.name.startswith(".tmp-")
-        superseded = entry.name.startswith("build-") and live is not None and entry.name not in (live, keep)
-        if unfinished or superseded:
-            _remove(entry)
 
 
 def build_index(
@@ -165,7 +89,7 @@ def build_index(
         QAError: another build holds the lock.
     """
     try:
-        with _build_lock(index_dir):
+        with layout.build_lock(index_dir):
             return _build_locked(seeds_dir, index_dir, encoder, full, progress, max_file_mb)
     except OSError as error:
         raise IndexWriteError(
@@ -179,8 +103,8 @@ def _build_locked(
     readable, skipped = read_sources(seeds_dir, max_file_mb)
     if not readable:
         raise SeedsError(f"nothing to index in {seeds_dir}: {FORMATS_HINT}")
-    live = _live_name(index_dir)
-    _remove_leftovers(index_dir, live)
+    live = layout.live_name(index_dir)
+    layout.remove_leftovers(index_dir, live)
     previous = None if full else _previous_index(index_dir, encoder)
     report = BuildReport(skipped=skipped, full=previous is None)
     old_sources = _live_sources(index_dir)
@@ -213,8 +137,8 @@ def _build_locked(
         f.source: {"sha256": f.sha256, "reason": f.reason, "duplicate_of": f.duplicate_of} for f in skipped
     }
     manifest["max_file_mb"] = max_file_mb  # so Index.stale judges the seeds by the same limit
-    build = _write_build(index_dir, manifest, records, stores, texts)
-    _remove_leftovers(index_dir, build.name, keep=live)
+    build = layout.write_build(index_dir, manifest, records, stores, texts)
+    layout.remove_leftovers(index_dir, build.name, keep=live)
     index = Index(
         build, manifest, encoder, records["sentences"], records["passages"], records["windows"], stores, texts
     )
@@ -306,57 +230,3 @@ def _manifest(encoder: Encoder, readable: list[SourceFile], records: dict[str, l
     }
 
 
-def _write_build(
-    index_dir: Path,
-    manifest: dict[str, Any],
-    records: dict[str, list[Any]],
-    stores: dict[str, FaissStore],
-    texts: dict[str, str],
-) -> Path:
-    """Write a complete build beside the live one, then point CURRENT at it.
-
-    If any step fails, what this build wrote is removed at once (on a full disk
-    the space comes back) and CURRENT still names the previous build.
-    """
-    token = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
-    temporary, build = index_dir / f".tmp-{token}", index_dir / f"build-{token}"
-    pointer_tmp = index_dir / f".tmp-{token}.pointer"
-    try:
-        temporary.mkdir()
-        manifest_bytes = _write_files(temporary, manifest, records, stores, texts)
-        temporary.rename(build)
-        pointer_tmp.write_text(pointer_text(build.name, manifest_bytes), encoding="utf-8")
-        _fsync(pointer_tmp)
-        os.replace(pointer_tmp, index_dir / POINTER)
-    except BaseException:
-        live = _live_name(index_dir)
-        for path in (temporary, build, pointer_tmp):
-            if path.name != live and (path.exists() or path.is_symlink()):
-                _remove(path)
-        raise
-    try:
-        _fsync(index_dir)
-    except OSError as error:
-        # The new build is live already; only its surviving a power cut is in doubt.
-        logger.warning("could not sync %s (%s)", index_dir, error.strerror or error)
-    return build
-
-
-def _write_files(
-    folder: Path,
-    manifest: dict[str, Any],
-    records: dict[str, list[Any]],
-    stores: dict[str, FaissStore],
-    texts: dict[str, str],
-) -> bytes:
-    """The data files and the manifest listing their checksums, synced; returns the manifest's bytes."""
-    for name in STORES:
-        _write_jsonl(folder / f"{name}.jsonl", (record.to_dict() for record in records[name]))
-        stores[name].save(folder / f"{name}.faiss")
-    _write_jsonl(folder / TEXTS, ({"source": source, "text": texts[source]} for source in sorted(texts)))
-    manifest["files"] = {name: sha256_file(folder / name) for name in DATA_FILES}
-    manifest_bytes = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    (folder / MANIFEST).write_bytes(manifest_bytes)
-    for name in (*DATA_FILES, MANIFEST):
-        _fsync(folder / name)
-    return manifest_bytes

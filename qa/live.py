@@ -24,7 +24,8 @@ from qa.build import Progress, build_index
 from qa.config import DEFAULT_MAX_FILE_MB
 from qa.embed import Encoder
 from qa.errors import IndexCorruptError, IndexMissingError, QAError
-from qa.index import Index, live_build, load_index
+from qa.index import Index, load_index
+from qa.layout import live_build
 from qa.retrieve import search
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from typing import Any
 
 from qa.bench import percentile
 from qa.errors import QAError
-from qa.index import TEXTS, live_build
+from qa.layout import TEXTS, live_build
 from qa.served import check_loopback, make_client
 
 REBUILD_SECONDS = 600.0

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from qa.embed import Encoder
-from qa.index import MANIFEST, POINTER, live_build, load_index, pointer_text
+from qa.index import load_index
+from qa.layout import MANIFEST, POINTER, live_build, pointer_text
 
 DOCS = {
     "alpha.txt": "Alpha river floods each spring. Farmers plant rice on its banks.\nThe alpha bridge opened in 1902.\n",

@@ -47,7 +47,7 @@ def opened_for_writing(is_the_file: Callable[[str], bool]) -> Callable[..., bool
     return matches
 
 
-# Every step of qa/build.py's _write_build, as the call that reaches the operating
+# Every step of qa/layout.py's write_build, as the call that reaches the operating
 # system: (module, function, which call fails).
 STEPS: dict[str, tuple[Any, str, Callable[..., bool]]] = {
     "make the temporary folder": (os, "mkdir", lambda path, *args, **kwargs: Path(path).name.startswith(".tmp-")),
@@ -175,7 +175,8 @@ sys.path.insert(0, sys.argv[1])
 from qa.build import build_index
 from qa.embed import Encoder
 from qa.errors import IndexWriteError
-from qa.index import POINTER, load_index
+from qa.index import load_index
+from qa.layout import POINTER
 
 seeds, prebuilt, disk = (Path(arg) for arg in sys.argv[2:5])
 subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], check=True)

@@ -23,11 +23,12 @@ from builds import FAULT_DOCS, RecordingEncoder, live_pointer, live_state, write
 from commands import Captured, assert_one_line_error, run
 from conftest import REPO
 
-import qa.index
+import qa.layout
 from qa.build import build_index
 from qa.embed import Encoder
 from qa.errors import IndexCorruptError, IndexMissingError, QAError
-from qa.index import live_build, load_index, read_manifest
+from qa.index import load_index
+from qa.layout import live_build, read_manifest
 
 REBUILD_HINT = "python -m qa build --full"
 BOUND = 120  # seconds: a limit on waiting for another process, never a timing check
@@ -151,14 +152,14 @@ elif stage == "swapping":  # build-<id> is complete and its pointer written; CUR
         replace(source, target)
     os.replace = paused_replace
 elif stage == "cleaning":  # CURRENT names the new build; the old one not yet removed
-    remove_leftovers = qa.build._remove_leftovers
+    remove_leftovers = qa.layout.remove_leftovers
     calls = []
     def paused_remove_leftovers(*args, **kwargs):
         calls.append(args)
         if len(calls) == 2:
             pause()
         remove_leftovers(*args, **kwargs)
-    qa.build._remove_leftovers = paused_remove_leftovers
+    qa.layout.remove_leftovers = paused_remove_leftovers
 sys.exit(main(["build", "--seeds", seeds, "--index", index]))
 """
 
@@ -349,7 +350,7 @@ def test_a_reader_never_follows_a_pointer_to_a_temporary_folder(
 
 # --- damaged files --------------------------------------------------------------------
 
-INDEX_FILES = [*qa.index.DATA_FILES, "manifest.json", "CURRENT"]
+INDEX_FILES = [*qa.layout.DATA_FILES, "manifest.json", "CURRENT"]
 
 
 def damage(path: Path, how: str) -> None:

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from qa import build, index  # noqa: E402  (after the repository is on the path)
+from qa import build, index, layout  # noqa: E402  (after the repository is on the path)
 from qa.embed import Encoder  # noqa: E402
 
 LOCK_WAIT_SECONDS = 300.0
@@ -91,7 +91,7 @@ def main() -> int:
     rng = random.Random(args.seed)
     failures, killed, leftovers_seen = 0, 0, 0
     for number in range(1, args.times + 1):
-        before = index.live_build(index_dir).name
+        before = layout.live_build(index_dir).name
         process, _ = start_build(seeds, index_dir)
         # Up to 5% past a typical build's end, so some kills come after a finished build.
         delay = rng.uniform(0, 1.05 * inside)
@@ -103,7 +103,7 @@ def main() -> int:
         leftovers_seen += bool(leftovers)
         problem = check(index_dir, encoder, {before})
         failures += bool(problem)
-        live = index.live_build(index_dir).name
+        live = layout.live_build(index_dir).name
         state = "same build" if live == before else "new build"
         print(f"{number:3d}: killed {delay:5.2f} s in (exit {process.returncode}), {state}, "
               f"{len(leftovers)} temp left, {problem or 'loads and slices'}")
