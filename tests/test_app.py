@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import HOSTILE_QUESTIONS, SEED_NAME, SEEDS
+from conftest import HOSTILE_QUESTIONS, REPO, SEED_NAME, SEEDS
 
 import app
 import qa
@@ -328,6 +330,23 @@ def test_browser_upload_rebuild_and_ask_without_restarting(page: Any, tmp_path: 
     answer = _ask(page, "What do fruit bats pollinate?")
     assert "Fruit bats pollinate durian flowers" in answer.locator("blockquote").first.inner_text()
     assert "bats.md" in answer.locator("summary").first.inner_text()
+
+
+def test_browser_header_and_answers_follow_a_build_made_by_another_process(
+    page: Any, server: dict[str, Any]
+) -> None:
+    from playwright.sync_api import expect
+
+    documents = int(re.search(r"Indexed: (\d+) document", page.locator(".qa-header").inner_text()).group(1))
+    (server["seeds"] / "moths.txt").write_text("Luna moths live only about a week as adults.\n", encoding="utf-8")
+    command = [sys.executable, "-m", "qa", "build", "--seeds", str(server["seeds"]), "--index",
+               str(server["root"] / "index")]
+    built = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert built.returncode == 0, built.stderr
+    # No reload: the app loads the new build in the background and the header's timer shows it.
+    expect(page.locator(".qa-header")).to_contain_text(f"Indexed: {documents + 1} documents", timeout=60_000)
+    answer = _ask(page, "How long do luna moths live as adults?")
+    assert "Luna moths live only about a week" in answer.locator("blockquote").first.inner_text()
 
 
 def test_browser_hostile_questions_get_a_message_or_an_answer_never_a_traceback(page: Any) -> None:
