@@ -19,6 +19,7 @@ from conftest import HOSTILE_QUESTIONS, REPO, SEED_NAME, SEEDS
 
 import app
 import qa
+from qa import served
 from qa.build import build_index
 from qa.embed import Encoder
 from qa.served import App, RestClient
@@ -183,6 +184,16 @@ def test_rest_client_of_the_load_test_gets_what_gradio_client_gets(client: Any, 
     assert rest.predict(SEED_QUESTION, 3, api_name="/answer") == client.predict(SEED_QUESTION, 3, api_name="/answer")
     with pytest.raises(qa.QAError, match="question is empty"):
         rest.predict("   ", 3, api_name="/answer")
+
+
+def test_load_test_clients_bound_every_call(server: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import concurrent.futures
+
+    monkeypatch.setattr(served, "CALL_SECONDS", 0.001)
+    with pytest.raises(concurrent.futures.TimeoutError):
+        served.GradioClient(server["url"]).predict(SEED_QUESTION, 3, api_name="/answer")
+    with pytest.raises(httpx.TimeoutException):
+        served.RestClient(server["url"]).predict(SEED_QUESTION, 3, api_name="/answer")
 
 
 def _outside_seeds(root: Path) -> dict[str, bytes]:
