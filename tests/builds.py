@@ -70,3 +70,20 @@ def edit_manifest(index_dir: Path, change: Callable[[dict[str, Any]], Any]) -> N
 def live_state(index_dir: Path, encoder: Encoder) -> tuple[str, dict[str, Any]]:
     """The CURRENT pointer and the loaded manifest: what a failed build must leave as it was."""
     return live_pointer(index_dir), load_index(index_dir, encoder).manifest
+
+
+def build_holds_the_lock(index_dir: Path, pid: int) -> bool:
+    """Whether process `pid` holds the flock on index_dir/.lock, read from /proc/locks (Linux).
+
+    Looking, rather than trying to take the lock, never makes that process's
+    own attempt fail.
+    """
+    try:
+        inode = (index_dir / ".lock").stat().st_ino
+    except FileNotFoundError:
+        return False
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "FLOCK" in fields and str(pid) in fields and any(f.endswith(f":{inode}") for f in fields):
+            return True
+    return False

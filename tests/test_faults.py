@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import builds
 import numpy as np
 import pytest
 from builds import FAULT_DOCS, RecordingEncoder, live_pointer, live_state, write_docs
@@ -53,22 +54,9 @@ def assert_no_leftovers(index_dir: Path) -> None:
 
 
 def build_holds_the_lock(index_dir: Path, pid: int) -> bool:
-    """Whether process `pid` holds the flock on index_dir/.lock, read from /proc/locks.
-
-    Looking, rather than trying to take the lock, never makes that process's
-    own attempt fail.
-    """
     if not Path("/proc/locks").is_file():
         pytest.skip("needs /proc/locks (Linux) to see which process holds the build lock")
-    try:
-        inode = (index_dir / ".lock").stat().st_ino
-    except FileNotFoundError:
-        return False
-    for line in Path("/proc/locks").read_text().splitlines():
-        fields = line.split()
-        if "FLOCK" in fields and str(pid) in fields and any(f.endswith(f":{inode}") for f in fields):
-            return True
-    return False
+    return builds.build_holds_the_lock(index_dir, pid)
 
 
 def ask_json(capsys: Captured, monkeypatch: pytest.MonkeyPatch, index_dir: Path, question: str) -> dict[str, Any]:
