@@ -26,8 +26,8 @@ from typing import Any
 
 from qa.bench import percentile
 from qa.errors import QAError
-from qa.layout import TEXTS, live_build
-from qa.served import check_loopback, make_client
+from qa.layout import TEXTS, live_build, read_jsonl
+from qa.served import APP, check_loopback, make_client
 
 REBUILD_SECONDS = 600.0
 REBUILD_TAIL_SECONDS = 3.0  # long enough for the app to load a build another process wrote
@@ -77,9 +77,8 @@ def questions_from(index_dir: Path, count: int, seed: int = 0) -> list[str]:
 
     Read from the build's records, so the model need not load in this process.
     """
-    path = live_build(index_dir) / "sentences.jsonl"
-    texts = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    sentences = [text for text in texts if len(text.split()) >= 4]
+    records = read_jsonl(live_build(index_dir) / "sentences.jsonl")
+    sentences = [record["text"] for record in records if len(record["text"].split()) >= 4]
     if not sentences:
         raise QAError(f"the index at {index_dir} has no sentence long enough to ask about; pass --questions")
     chosen = random.Random(seed).sample(sentences, min(count, len(sentences)))
@@ -113,8 +112,7 @@ class BuildTexts:
                 path = self.index_dir / build / TEXTS
                 if not build or not path.is_file():
                     return f"answer names build {build!r}, which is not in {self.index_dir}"
-                records = map(json.loads, path.read_text(encoding="utf-8").splitlines())
-                self._texts[build] = {record["source"]: record["text"] for record in records}
+                self._texts[build] = {record["source"]: record["text"] for record in read_jsonl(path)}
             texts = self._texts[build]
         for item in (*answer["quotes"], *answer["related"]):
             if texts.get(item["source"], "")[item["start"] : item["end"]] != item["text"]:
@@ -141,6 +139,8 @@ def run(
     until REBUILD_TAIL_SECONDS after the last one, so every rebuild is asked through.
     """
     url = check_loopback(url)
+    if "cli" in rebuilds and index_dir is None:
+        raise QAError("a CLI rebuild needs the index folder: pass --index")
     connections = [make_client(client_kind, url) for _ in range(clients)]
     latencies: list[list[float]] = [[] for _ in range(clients)]
     outcomes: list[Counter[str]] = [Counter() for _ in range(clients)]
@@ -201,11 +201,16 @@ def _rebuild_during(
         rebuild = Rebuild(kind, round(time.monotonic() - start, 1))
         began = time.monotonic()
         if kind == "cli":
-            if index_dir is None:
-                raise QAError("a CLI rebuild needs the index folder: pass --index")
-            command = [sys.executable, "-m", "qa", "build", "--seeds", str(seeds_dir), "--index", str(index_dir)]
-            result = subprocess.run(command, capture_output=True, text=True, timeout=REBUILD_SECONDS, check=False)
-            rebuild.ok, rebuild.detail = result.returncode == 0, (result.stdout + result.stderr).strip()[-300:]
+            assert index_dir is not None  # run() refuses a CLI rebuild without it
+            folders = ["--seeds", str(seeds_dir.resolve()), "--index", str(index_dir.resolve())]
+            command = [sys.executable, "-m", "qa", "build", *folders]
+            try:  # from the repository, where `-m qa` is found wherever the load test was started
+                result = subprocess.run(
+                    command, cwd=APP.parent, capture_output=True, text=True, timeout=REBUILD_SECONDS, check=False
+                )
+                rebuild.ok, rebuild.detail = result.returncode == 0, (result.stdout + result.stderr).strip()[-300:]
+            except subprocess.TimeoutExpired:
+                rebuild.detail = f"python -m qa build took over {REBUILD_SECONDS:.0f} s and was stopped"
         else:
             try:
                 status, _ = make_client("gradio_client", url).predict(api_name="/rebuild")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from qa.build import build_index
 from qa.embed import Encoder
 from qa.index import Index
 from qa.live import RebuildRunning
+from qa.loadtest import BuildTexts
 
 OWLS = "Barn owls hunt voles at night over open fields.\n"
 OWL_QUESTION = "What do barn owls hunt at night?"
@@ -40,16 +40,9 @@ def wait_for(condition: Callable[[], bool], seconds: float = 300.0) -> bool:
     return condition()
 
 
-def build_texts(index_dir: Path, build: str) -> dict[str, str]:
-    lines = (index_dir / build / "texts.jsonl").read_text(encoding="utf-8").splitlines()
-    return {record["source"]: record["text"] for record in map(json.loads, lines)}
-
-
-def assert_wholly_from_its_build(answer: qa.Answer, index_dir: Path, cache: dict[str, dict[str, str]]) -> None:
+def assert_wholly_from_its_build(answer: qa.Answer, checker: BuildTexts) -> None:
     """Every quote and related hit is a slice of the text of the one build the answer names."""
-    texts = cache.setdefault(answer.build, build_texts(index_dir, answer.build))
-    for item in (*answer.quotes, *answer.related):
-        assert texts[item.source][item.start : item.end] == item.text
+    assert checker.mismatch(answer.to_dict()) is None
 
 
 @pytest.fixture
@@ -123,13 +116,13 @@ def test_a_build_by_another_process_is_swapped_in_while_questions_go_on(live_env
     process = subprocess.Popen(command, cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT)
     builds: list[str] = []
-    cache: dict[str, dict[str, str]] = {}
+    checker = BuildTexts(live.index_dir)
     deadline = time.monotonic() + 300
     try:
         # Keep asking until the new build has been built, loaded and swapped in (bounded).
         while time.monotonic() < deadline and (process.poll() is None or live.current().path == old.path):
             answer = qa.answer(OWL_QUESTION)
-            assert_wholly_from_its_build(answer, live.index_dir, cache)
+            assert_wholly_from_its_build(answer, checker)
             builds.append(answer.build)
             time.sleep(0.05)  # leave the build a core
     finally:
