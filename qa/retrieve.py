@@ -88,12 +88,13 @@ def prepare_question(question: object) -> tuple[str, list[str]]:
         raise BadQuestionError("the question must be text")
     # A lone surrogate (a str can hold one, e.g. from bytes that were not UTF-8)
     # cannot be encoded, so the tokenizers and any output would fail on it.
-    surrogate = next((ch for ch in question if "\ud800" <= ch <= "\udfff"), None)
-    if surrogate is not None:
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError as error:
         raise BadQuestionError(
-            f"the question is not valid text (it holds a lone surrogate, U+{ord(surrogate):04X}); "
+            f"the question is not valid text (it holds a lone surrogate, U+{ord(question[error.start]):04X}); "
             "check the encoding it was typed or sent in"
-        )
+        ) from None
     notes = []
     # Control characters (NUL included) carry no meaning for search.
     cleaned = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in question).strip()
