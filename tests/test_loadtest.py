@@ -91,3 +91,9 @@ def test_loadtest_drives_the_app_through_a_cli_and_an_app_rebuild_without_errors
     assert sum(summary["builds"].values()) == summary["requests"]
     printed = capsys.readouterr().out
     assert "0 errors" in printed and "p95" in printed
+
+
+def test_cli_rebuild_without_an_index_folder_is_refused_before_any_client_starts(tmp_path: Path) -> None:
+    # Port 1 has no app: reaching for it would fail differently, so the refusal comes first.
+    with pytest.raises(QAError, match="needs the index folder"):
+        loadtest.run("http://127.0.0.1:1/", ["Who?"], 1, 1.0, 1, ["cli"], tmp_path, None)
