@@ -3,7 +3,7 @@
     python app.py &                      # over the real seeds/
     .venv/bin/python docs/screenshot.py  # [URL] [QUESTION]
 
-Uses Debian's chromium with the same flags as tests/test_app.py (no internet,
+Uses Debian's chromium with the same flags as tests/system/test_app.py (no internet,
 so background networking is off).
 """
 

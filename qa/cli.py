@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from qa.config import Settings
 from qa.errors import QAError
-from qa.retrieve import RETRIEVERS
+from qa.search.fusion import RETRIEVERS
+from qa.storage.manifest import SourceEntry
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,9 +37,14 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--index", type=Path, help="index folder (default: QA_INDEX or index/)")
     info.add_argument("--seeds", type=Path, help="seeds folder to compare with (default: QA_SEEDS or seeds/)")
     evaluate = commands.add_parser("eval", help="score retrieval and answers against questions with known answers")
-    evaluate.add_argument("file", type=Path, help="our .jsonl questions (question, answer, answerable) or SQuAD v1.1 .json")
     evaluate.add_argument(
-        "--retriever", choices=(*RETRIEVERS, "all"), default="all", help="which ranking to score (default: all, side by side)"
+        "file", type=Path, help="our .jsonl questions (question, answer, answerable) or SQuAD v1.1 .json"
+    )
+    evaluate.add_argument(
+        "--retriever",
+        choices=(*RETRIEVERS, "all"),
+        default="all",
+        help="which ranking to score (default: all, side by side)",
     )
     evaluate.add_argument("--limit", type=int, help="ask the first N questions after shuffling (default: all)")
     evaluate.add_argument("--seed", type=int, default=0, help="shuffle with random.Random(SEED) (default 0)")
@@ -49,30 +54,49 @@ def _parser() -> argparse.ArgumentParser:
         default="all",
         help="SQuAD: ask about all articles, or only even- or odd-numbered ones (the fusion was fitted on even ones)",
     )
-    evaluate.add_argument("--work", type=Path, default=Path(".cache/squad"), help="SQuAD: where its corpus and index are cached")
+    evaluate.add_argument(
+        "--work", type=Path, default=Path(".cache/squad"), help="SQuAD: where its corpus and index are cached"
+    )
     evaluate.add_argument("--index", type=Path, help="JSONL: index folder (default: QA_INDEX or index/)")
     evaluate.add_argument("--seeds", type=Path, help="JSONL: seeds folder (default: QA_SEEDS or seeds/)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
     bench = commands.add_parser("bench", help="measure latency, build speed and start-up; write BENCHMARKS.md")
-    bench.add_argument("squad", type=Path, help="SQuAD v1.1 .json: the corpus and questions for the large-index figures")
-    bench.add_argument("--work", type=Path, default=Path(".cache/squad"), help="where the SQuAD corpus and index are cached")
+    bench.add_argument(
+        "squad", type=Path, help="SQuAD v1.1 .json: the corpus and questions for the large-index figures"
+    )
+    bench.add_argument(
+        "--work", type=Path, default=Path(".cache/squad"), help="where the SQuAD corpus and index are cached"
+    )
     bench.add_argument("--seeds", type=Path, help="seed-scale corpus (default: QA_SEEDS or seeds/)")
     bench.add_argument("--questions", type=int, default=200, help="questions timed at each size (default 200)")
     bench.add_argument("--copies", default="1,3,10", help="latency curve: copies of the SQuAD corpus (default 1,3,10)")
     bench.add_argument("--rounds", type=int, default=3, help="repeats of build, add and cold-start timings (default 3)")
-    bench.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"), help="Markdown file whose bench section is rewritten")
+    bench.add_argument(
+        "--out", type=Path, default=Path("BENCHMARKS.md"), help="Markdown file whose bench section is rewritten"
+    )
     bench.add_argument("--plot", type=Path, default=Path("docs/latency.png"), help="latency-against-size plot (PNG)")
 
     load = commands.add_parser("loadtest", help="drive the web app with concurrent clients over loopback")
     load.add_argument("--clients", type=int, default=20, help="concurrent gradio_client clients (default 20)")
     load.add_argument("--seconds", type=float, default=60.0, help="how long to ask (default 60)")
     load.add_argument("--max-requests", type=int, default=100_000, help="at most this many questions per client")
-    load.add_argument("--questions", type=Path, help="questions, one per line or JSONL (default: 50 made from indexed sentences)")
-    load.add_argument("--rebuild", nargs="*", choices=("cli", "app"), default=[],
-                      help="rebuild during the run: 'cli' in another process, 'app' through the app (evenly spaced)")
-    load.add_argument("--client", choices=("gradio_client", "rest"), default="gradio_client",
-                      help="how clients call the app: gradio_client (default) or Gradio's REST API with httpx")
+    load.add_argument(
+        "--questions", type=Path, help="questions, one per line or JSONL (default: 50 made from indexed sentences)"
+    )
+    load.add_argument(
+        "--rebuild",
+        nargs="*",
+        choices=("cli", "app"),
+        default=[],
+        help="rebuild during the run: 'cli' in another process, 'app' through the app (evenly spaced)",
+    )
+    load.add_argument(
+        "--client",
+        choices=("gradio_client", "rest"),
+        default="gradio_client",
+        help="how clients call the app: gradio_client (default) or Gradio's REST API with httpx",
+    )
     load.add_argument("--url", help="a running app on 127.0.0.1 (default: start app.py on a free port)")
     load.add_argument("--seeds", type=Path, help="seeds folder (default: QA_SEEDS or seeds/)")
     load.add_argument("--index", type=Path, help="index folder (default: QA_INDEX or index/)")
@@ -81,7 +105,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings.from_env()
+    """The QA_* settings, read here at the edge for the whole process, with this command's folders over them."""
+    import qa
+
+    settings = qa.reload_settings()
     if getattr(args, "seeds", None):
         settings = replace(settings, seeds_dir=args.seeds)
     if getattr(args, "index", None):
@@ -116,21 +143,22 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     assert report is not None
     for skipped in report.skipped:
         print(f"skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
-    counts = index.manifest["counts"]
+    counts = index.manifest.counts
     print(
         f"{'full' if report.full else 'incremental'} build of {index.path.parent}: "
         f"{len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} removed, "
         f"{len(report.unchanged)} unchanged, {len(report.skipped)} skipped; "
         f"embedded {report.embedded_sentences} sentences, {report.embedded_passages} paragraphs and "
         f"{report.embedded_windows} windows of long sentences; "
-        f"index holds {counts['sources']} documents, {counts['sentences']} sentences"
+        f"index holds {counts.sources} documents, {counts.sentences} sentences"
     )
     return 0
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
     import qa
-    from qa.answer import answer_question, format_text
+    from qa.quotes import answer_question
+    from qa.render.text import format_text
 
     if args.k < 1:
         raise qa.BadQuestionError("--k must be at least 1")
@@ -142,35 +170,34 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _source_lines(sources: dict[str, dict[str, Any]]) -> list[str]:
+def _source_lines(sources: dict[str, SourceEntry]) -> list[str]:
     """A count per format, then one line per document, grouped by format."""
-    by_format = Counter(entry["format"] for entry in sources.values())
+    by_format = Counter(entry.format for entry in sources.values())
     lines = ["formats:   " + ", ".join(f"{count} {kind}" for kind, count in sorted(by_format.items()))]
-    for source, entry in sorted(sources.items(), key=lambda item: (item[1]["format"], item[0])):
-        title = f' "{entry["title"]}"' if entry.get("title") else ""
-        pages = f" ({entry['pages']} pages)" if entry.get("pages") else ""
+    for source, entry in sorted(sources.items(), key=lambda item: (item[1].format, item[0])):
+        title = f' "{entry.title}"' if entry.title else ""
+        pages = f" ({entry.pages} pages)" if entry.pages else ""
         lines.append(
-            f"  {entry['format']:<5} {source}{title}{pages}: "
-            f"{entry['passages']} paragraphs, {entry['sentences']} sentences"
+            f"  {entry.format:<5} {source}{title}{pages}: {entry.passages} paragraphs, {entry.sentences} sentences"
         )
     return lines
 
 
 def _info(args: argparse.Namespace, settings: Settings) -> int:
     import qa
-    from qa.index import describe_stale
+    from qa.reader.index import describe_stale
 
     index = qa.load_index(settings.index_dir)
     manifest = index.manifest
-    model, counts = manifest["model"], manifest["counts"]
+    model, counts = manifest.model, manifest.counts
     print(f"index:     {index.path}")
-    print(f"built:     {manifest['built_at']}")
-    print(f"model:     {model['name']} ({model['dimension']}d, weights sha256 {model['weights_sha256'][:12]})")
-    print(f"contents:  {counts['sources']} documents, {counts['passages']} paragraphs, {counts['sentences']} sentences")
-    for line in _source_lines(manifest["sources"]):
+    print(f"built:     {manifest.built_at}")
+    print(f"model:     {model.name} ({model.dimension}d, weights sha256 {model.weights_sha256[:12]})")
+    print(f"contents:  {counts.sources} documents, {counts.passages} paragraphs, {counts.sentences} sentences")
+    for line in _source_lines(manifest.sources):
         print(line)
-    for source, entry in manifest.get("skipped", {}).items():
-        print(f"skipped:   {source}: {entry['reason']}")
+    for source, entry in manifest.skipped.items():
+        print(f"skipped:   {source}: {entry.reason}")
     if settings.seeds_dir.is_dir():
         detail = describe_stale(index.stale(settings.seeds_dir, settings.max_file_mb))
         if detail:
@@ -181,8 +208,8 @@ def _info(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
-    from qa import evaluate
-    from qa.questions import sample
+    from qa.measure import evaluate
+    from qa.measure.datasets import sample
 
     if args.limit is not None and args.limit < 1:
         raise QAError("--limit must be at least 1")
@@ -210,7 +237,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     import shlex
 
     import qa
-    from qa import bench, benchreport
+    from qa.measure import bench, benchreport
 
     try:
         copies = tuple(int(part) for part in args.copies.split(","))
@@ -222,10 +249,19 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         raise QAError("--questions must be at least 2, --rounds and every --copies value at least 1")
     encoder = qa.get_encoder(settings.model, settings.batch_size, settings.query_backend)
     results = bench.measure(
-        args.squad, args.work, settings.seeds_dir, encoder, args.questions, copies, rounds=args.rounds,
+        args.squad,
+        args.work,
+        settings.seeds_dir,
+        encoder,
+        args.questions,
+        copies,
+        rounds=args.rounds,
         report=lambda line: print(line, file=sys.stderr, flush=True),
     )
-    body = benchreport.to_markdown(results, f"python -m qa bench {shlex.quote(str(args.squad))} --questions {args.questions} --copies {args.copies} --rounds {args.rounds}")
+    body = benchreport.to_markdown(
+        results,
+        f"python -m qa bench {shlex.quote(str(args.squad))} --questions {args.questions} --copies {args.copies} --rounds {args.rounds}",
+    )
     benchreport.plot_latency(results.latencies, args.plot)
     benchreport.write_section(args.out, body + f"\n\n![answer() latency against corpus size]({args.plot.as_posix()})")
     print(body)
@@ -235,8 +271,8 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
 def _loadtest(args: argparse.Namespace, settings: Settings) -> int:
     import tempfile
 
-    from qa import loadtest
-    from qa.served import App, check_loopback
+    from qa.measure import loadtest
+    from qa.measure.served import App, check_loopback
 
     if args.clients < 1 or args.max_requests < 1 or not args.seconds > 0:
         raise QAError("--clients and --max-requests must be at least 1, --seconds above 0")
@@ -255,14 +291,27 @@ def _loadtest(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if app:
             app.wait()
-        questions = (loadtest.read_questions(args.questions) if args.questions
-                     else loadtest.questions_from(settings.index_dir, 50))
-        print(f"{args.clients} clients asking {len(questions)} questions at {url} for {args.seconds:g} s",
-              file=sys.stderr, flush=True)
+        questions = (
+            loadtest.read_questions(args.questions)
+            if args.questions
+            else loadtest.questions_from(settings.index_dir, 50)
+        )
+        print(
+            f"{args.clients} clients asking {len(questions)} questions at {url} for {args.seconds:g} s",
+            file=sys.stderr,
+            flush=True,
+        )
         report = loadtest.run(
-            url, questions, args.clients, args.seconds, args.max_requests, args.rebuild, settings.seeds_dir,
+            url,
+            questions,
+            args.clients,
+            args.seconds,
+            args.max_requests,
+            args.rebuild,
+            settings.seeds_dir,
             settings.index_dir if (app or args.index) else None,
-            report=lambda line: print(line, file=sys.stderr, flush=True), client_kind=args.client,
+            report=lambda line: print(line, file=sys.stderr, flush=True),
+            client_kind=args.client,
         )
     finally:
         if app:
@@ -284,8 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     # cannot read is reported once, by the build, as skipped.
     for noisy in ("pypdf", "trafilatura"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    handlers = {"build": _build, "ask": _ask, "info": _info, "eval": _eval, "bench": _bench,
-                "loadtest": _loadtest}
+    handlers = {"build": _build, "ask": _ask, "info": _info, "eval": _eval, "bench": _bench, "loadtest": _loadtest}
     try:
         return handlers[args.command](args, _settings(args))
     except QAError as error:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qa.errors import SettingsError
 
 # The answer threshold is a calibrated confidence, not a raw similarity: see
-# qa/calibrate.py and README "How abstention is calibrated".
+# qa/measure/calibrate.py and README "How abstention is calibrated".
 DEFAULT_MIN_CONFIDENCE = 0.5
 # A build embeds about 40 sentences a second on 2 cores (BENCHMARKS.md), some
 # 6 KB of English, so a 50 MB file would hold it for over two hours. Files over
@@ -35,6 +36,7 @@ class Settings:
             "torch": what embeds questions.
         max_file_mb: seed files larger than this many megabytes (MiB) are
             skipped without being read.
+        cache_dir: where derived files are kept (the ONNX export of the model).
     """
 
     seeds_dir: Path = Path("seeds")
@@ -45,12 +47,17 @@ class Settings:
     batch_size: int = 32
     query_backend: str = "onnx"
     max_file_mb: float = DEFAULT_MAX_FILE_MB
+    cache_dir: Path = Path.home() / ".cache" / "qa"
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        """Build settings from QA_SEEDS, QA_INDEX, QA_MODEL, QA_MIN_CONFIDENCE, QA_QUERY_BACKEND and QA_MAX_FILE_MB."""
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from QA_SEEDS, QA_INDEX, QA_MODEL, QA_MIN_CONFIDENCE, QA_QUERY_BACKEND, QA_MAX_FILE_MB and QA_CACHE.
+
+        Raises:
+            SettingsError: a value cannot be used; the message names the variable.
+        """
         env = os.environ if environ is None else environ
-        settings = cls()
+        settings = cls(cache_dir=default_cache_dir(env))
         if env.get("QA_SEEDS"):
             settings = replace(settings, seeds_dir=Path(env["QA_SEEDS"]))
         if env.get("QA_INDEX"):
@@ -67,6 +74,14 @@ class Settings:
         if env.get("QA_MAX_FILE_MB"):
             settings = replace(settings, max_file_mb=_megabytes("QA_MAX_FILE_MB", env["QA_MAX_FILE_MB"]))
         return settings
+
+
+def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """QA_CACHE, else qa/ under XDG_CACHE_HOME or ~/.cache."""
+    env = os.environ if environ is None else environ
+    if env.get("QA_CACHE"):
+        return Path(env["QA_CACHE"])
+    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qa"
 
 
 def _probability(name: str, value: str) -> float:

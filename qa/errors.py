@@ -19,6 +19,14 @@ class IndexCorruptError(QAError):
     """An index file is missing, unreadable or fails its checksum."""
 
 
+class IndexLockedError(QAError):
+    """Another build holds the index folder's lock; wait for it to finish."""
+
+
+class RebuildRunning(QAError):
+    """A rebuild was asked for while another one runs in this process."""
+
+
 class IndexWriteError(QAError):
     """The index folder could not be written; the previous index stays live."""
 
@@ -37,3 +45,7 @@ class SettingsError(QAError):
 
 class SeedsError(QAError):
     """The seeds folder is missing or holds nothing that can be indexed."""
+
+
+class UploadRefused(QAError):
+    """An uploaded file was not saved; the message says why and what to do."""

@@ -1,9 +1,9 @@
 """Split a document's text into paragraphs, sections, sentences and word windows, with exact offsets.
 
-Every span is a pair of offsets into the text qa/ingest.py read, trimmed of
+Every span is a pair of offsets into the text qa/ingest/seeds.py read, trimmed of
 whitespace and never rebuilt from pieces, so `text[start:end]` is the record's
 text. Changing how text is split changes the records: bump SCHEMA_VERSION
-(qa/index.py) with it.
+(qa/storage/manifest.py) with it.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections import Counter
 
 import blingfire
 
-from qa.extract import page_at
-from qa.ingest import SourceFile, is_blank
-from qa.schema import Document, Passage, Sentence, content_id
+from qa.ingest.extract import page_at
+from qa.ingest.seeds import SourceFile, is_blank
+from qa.records import Document, Passage, Sentence, content_id
 
 _MARKDOWN_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(?P<title>.*?)[ \t#]*$")
 # A short line is a heading unless it ends the way a sentence or quote ends.

@@ -1,4 +1,4 @@
-"""Small seed folders and helpers shared by the index tests (tests/test_index.py, tests/test_faults.py)."""
+"""Small seed folders and helpers shared by the index tests (tests/test_indexing.py, tests/system/test_faults.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from qa.embed import Encoder
-from qa.index import load_index
-from qa.layout import MANIFEST, POINTER, live_build, pointer_text
+from qa.embed.encoder import Encoder
+from qa.reader.index import load_index
+from qa.storage.layout import MANIFEST, POINTER, live_build, pointer_text
 
 DOCS = {
     "alpha.txt": "Alpha river floods each spring. Farmers plant rice on its banks.\nThe alpha bridge opened in 1902.\n",

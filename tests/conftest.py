@@ -22,8 +22,8 @@ if str(REPO) not in sys.path:
 
 import qa  # noqa: E402
 from qa.config import Settings  # noqa: E402
-from qa.embed import Encoder  # noqa: E402
-from qa.index import Index  # noqa: E402
+from qa.embed.encoder import Encoder  # noqa: E402
+from qa.reader.index import Index  # noqa: E402
 
 SEEDS = REPO / "seeds"
 SEED_NAME = "senate-caucus-hearing-fentanyl-from-china.txt"
@@ -33,7 +33,7 @@ DEV_SET_MISSING = f"dev set {DEV_SET} is missing; it lives in the shared eval fo
 
 
 # Questions a user might send by mistake or on purpose, asked at every door
-# (tests/test_hostile.py, tests/test_app.py).
+# (tests/system/test_hostile.py, tests/system/test_app.py).
 EMPTY = "the question is empty"
 NO_WORDS = "the question has no words to search for"
 NOT_TEXT = "the question is not valid text"
@@ -63,6 +63,16 @@ HOSTILE_QUESTIONS: dict[str, tuple[str, str | None]] = {
     "format strings": ("%s %d {0} {question} {{}} \\n", None),
     "stopwords only": ("the of and", None),
 }
+
+SYSTEM_TESTS = REPO / "tests" / "system"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark everything under tests/system/ as `system`, so `pytest -m "not system"` leaves it out."""
+    for item in items:
+        if SYSTEM_TESTS in Path(item.path).parents:
+            item.add_marker(pytest.mark.system)
+
 
 def load_dev_set() -> list[dict[str, Any]]:
     """The dev questions, or [] when the shared eval file is absent."""
@@ -116,6 +126,7 @@ def _no_qa_environment_per_test(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("QA_"):
             monkeypatch.delenv(name)
+    qa.reload_settings()  # the library keeps the settings it read; start each test from the defaults
 
 
 @pytest.fixture(scope="session")
@@ -130,9 +141,11 @@ def encoder(qa_cache: Path) -> Encoder:
     defaults = Settings()
     os.environ["QA_CACHE"] = str(qa_cache)  # read when the encoder is made; removed before each test
     try:
+        qa.reload_settings()
         encoder = qa.get_encoder(defaults.model, defaults.batch_size, defaults.query_backend)
     finally:
         del os.environ["QA_CACHE"]
+        qa.reload_settings()
     encoder.model  # load now, so the cost is paid once and not inside a timed test
     encoder.onnx_query  # export (or load) the question encoder once, too
     return encoder
@@ -141,7 +154,7 @@ def encoder(qa_cache: Path) -> Encoder:
 @pytest.fixture(scope="session")
 def seed_index(encoder: Encoder, tmp_path_factory: pytest.TempPathFactory) -> Index:
     """The real seed folder, indexed once per session into a temporary folder."""
-    return qa.build.build_index(SEEDS, tmp_path_factory.mktemp("index"), encoder)
+    return qa.indexing.build_index(SEEDS, tmp_path_factory.mktemp("index"), encoder)
 
 
 @pytest.fixture
@@ -156,7 +169,7 @@ def small_seeds(tmp_path: Path) -> Path:
 def built(small_seeds: Path, tmp_path: Path, encoder: Encoder) -> tuple[Path, Path, Index]:
     """(seeds, index folder, index) after one full build of the small seeds."""
     index_dir = tmp_path / "index"
-    return small_seeds, index_dir, qa.build.build_index(small_seeds, index_dir, encoder)
+    return small_seeds, index_dir, qa.indexing.build_index(small_seeds, index_dir, encoder)
 
 
 @pytest.fixture(scope="session")
@@ -166,7 +179,7 @@ def small_pristine(encoder: Encoder, tmp_path_factory: pytest.TempPathFactory) -
 
     root = tmp_path_factory.mktemp("small")
     seeds_dir = write_docs(root / "seeds", FAULT_DOCS)
-    qa.build.build_index(seeds_dir, root / "index", encoder)
+    qa.indexing.build_index(seeds_dir, root / "index", encoder)
     return seeds_dir, root / "index"
 
 

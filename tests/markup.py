@@ -1,4 +1,4 @@
-"""What qa/render.py's HTML may hold: its own tags, and text in which no `<` or `>` survives."""
+"""What qa/render/html.py's HTML may hold: its own tags, and text in which no `<` or `>` survives."""
 
 from __future__ import annotations
 

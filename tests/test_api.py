@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import qa
-from qa.embed import Encoder
+from qa.embed.encoder import Encoder
 
 
 @pytest.fixture
@@ -15,6 +15,7 @@ def configured(seeds_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     index_dir = tmp_path / "index"
     monkeypatch.setenv("QA_SEEDS", str(seeds_copy))
     monkeypatch.setenv("QA_INDEX", str(index_dir))
+    qa.reload_settings()
     return seeds_copy, index_dir
 
 
@@ -53,6 +54,7 @@ def test_default_index_without_index_or_seeds_says_how_to_build(
 ) -> None:
     monkeypatch.setenv("QA_SEEDS", str(tmp_path / "no-seeds"))
     monkeypatch.setenv("QA_INDEX", str(tmp_path / "no-index"))
+    qa.reload_settings()
     with pytest.raises(qa.IndexMissingError, match="python -m qa build"):
         qa.retrieve("Who is Paul Knierim?")
 
@@ -61,6 +63,8 @@ def test_min_confidence_comes_from_the_environment(
     seed_index: qa.Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("QA_MIN_CONFIDENCE", "0")
+    qa.reload_settings()
     assert qa.answer("What is the boiling point of water?", index=seed_index).answered is True
     monkeypatch.setenv("QA_MIN_CONFIDENCE", "1.5")
+    qa.reload_settings()
     assert qa.answer("Who is Paul Knierim?", index=seed_index).answered is False

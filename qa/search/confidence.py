@@ -1,0 +1,46 @@
+"""The calibrated confidence that the top sentence answers the question."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qa.reader.index import Index
+from qa.search.candidates import Candidates
+
+
+@dataclass(frozen=True)
+class ConfidenceModel:
+    """Logistic model of P(the top sentence answers the question).
+
+    Its features are the top sentence's best sentence-or-window cosine, the
+    share of the question's IDF weight its paragraph covers, and its fused
+    score. The coefficients are fitted by `python -m qa.measure.calibrate` on SQuAD dev
+    (README, "Retrieval and answering"); refit them whenever FusionWeights change.
+    """
+
+    intercept: float = -10.491
+    window_cosine: float = 6.282
+    paragraph_coverage: float = 5.427
+    fused_score: float = 7.119
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """P(answered) for rows of (window cosine, paragraph coverage, fused score)."""
+        weights = np.asarray([self.window_cosine, self.paragraph_coverage, self.fused_score])
+        return 1.0 / (1.0 + np.exp(-(self.intercept + np.asarray(features, dtype=np.float64) @ weights)))
+
+
+def confidence_features(
+    index: Index, found: Candidates, tokens: list[str], scores: np.ndarray
+) -> tuple[float, float, float]:
+    """The top candidate's window cosine, its paragraph's IDF coverage of the question, its fused score."""
+    top = int(np.argmax(scores))
+    paragraph_tokens = index.passage_lexical.token_sets[int(found.passage_rows[top])]
+    coverage = index.sentence_lexical.coverage(tokens, paragraph_tokens)
+    return float(found.dense_window[top]), coverage, float(scores[top])
+
+
+def confidence(features: tuple[float, float, float], model: ConfidenceModel | None = None) -> float:
+    """Calibrated probability that the top sentence answers the question."""
+    return float((model or ConfidenceModel()).probability(np.asarray([features]))[0])

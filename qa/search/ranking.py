@@ -1,0 +1,97 @@
+"""A question's k best sentences as hits, with the confidence that the best one answers it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qa.errors import BadQuestionError
+from qa.reader.index import Index
+from qa.records import Hit
+from qa.search.candidates import Candidates, gather_candidates
+from qa.search.confidence import confidence, confidence_features
+from qa.search.fusion import FusionWeights, retriever_scores
+from qa.search.question import encode_question
+
+
+@dataclass
+class Retrieval:
+    """Ranked hits plus what the answer step needs to judge them."""
+
+    hits: list[Hit]
+    confidence: float
+    notes: list[str] = field(default_factory=list)
+
+
+def _ranks(rows: np.ndarray) -> dict[int, int]:
+    return {int(row): rank for rank, row in enumerate(rows, start=1)}
+
+
+def _hits(index: Index, found: Candidates, scores: np.ndarray, weights: FusionWeights, k: int) -> list[Hit]:
+    dense_rank, lexical_rank = _ranks(found.dense_ranking), _ranks(found.lexical_ranking)
+    passage_scores = weights.dense_passage * found.passage_dense + weights.lexical_passage * found.passage_lexical
+    # Every sentence of a paragraph carries that paragraph's score.
+    passage_score = dict(zip(found.passage_rows.tolist(), passage_scores.tolist(), strict=True))
+    passage_rank = _ranks(np.asarray(sorted(passage_score, key=lambda p: -passage_score[p])))
+    hits = []
+    for position in np.argsort(-scores, kind="stable")[:k]:
+        row, passage_row = int(found.rows[position]), int(found.passage_rows[position])
+        sentence, passage = index.sentences[row], index.passages[passage_row]
+        hits.append(
+            Hit(
+                id=sentence.id,
+                text=sentence.text,
+                location=sentence.citation,
+                score=round(float(scores[position]), 6),
+                dense_rank=dense_rank.get(row),
+                lexical_rank=lexical_rank.get(row),
+                passage_rank=passage_rank[passage_row],
+                dense_score=round(float(found.dense[position]), 6),
+                lexical_score=round(float(found.lexical_raw[position]), 6),
+                context=passage.text,
+                context_start=passage.start,
+            )
+        )
+    return hits
+
+
+def rank(
+    index: Index,
+    found: Candidates,
+    tokens: list[str],
+    k: int,
+    retriever: str = "default",
+    weights: FusionWeights | None = None,
+) -> Retrieval:
+    """The k best candidates by one retriever, with the confidence that the best answers.
+
+    The confidence model was fitted on the fusion's scores, so it is only
+    computed for "default"; the baselines get NaN.
+    """
+    weights = weights or FusionWeights()
+    scores = retriever_scores(found, retriever, weights)
+    hits = _hits(index, found, scores, weights, k)
+    belief = float("nan")
+    if retriever == "default":
+        belief = confidence(confidence_features(index, found, tokens, scores))
+    return Retrieval(hits, belief)
+
+
+def search(
+    index: Index, question: str, k: int = 5, candidates: int = 50, weights: FusionWeights | None = None
+) -> Retrieval:
+    """The k best sentences for the question, fused from dense and BM25 evidence.
+
+    Raises:
+        BadQuestionError: the question is empty or has no words, or k < 1.
+    """
+    if not isinstance(k, int) or k < 1:
+        raise BadQuestionError("k must be a whole number of at least 1")
+    query, tokens, notes = encode_question(index, question)
+    if not index.sentences:
+        return Retrieval([], 0.0, notes)
+    found = gather_candidates(index, query, tokens, candidates)
+    retrieval = rank(index, found, tokens, k, weights=weights)
+    retrieval.notes = notes
+    return retrieval

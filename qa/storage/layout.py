@@ -1,0 +1,283 @@
+"""The index folder on disk: its layout, the CURRENT pointer, and writing a build atomically.
+
+Layout of the index folder:
+
+    CURRENT              the live build folder's name, then its manifest's sha256
+                         (two lines, replaced atomically)
+    build-<id>/          one complete build: manifest.json (with a sha256 per file);
+                         for sentences, passages and windows, a JSONL of records and
+                         a FAISS file; texts.jsonl, the text each source was indexed from
+    .tmp-<id>/           a build in progress; never read; removed when the build fails,
+                         or by the next build when it was killed
+    .lock                held by the running build
+
+So CURRENT checks the manifest and the manifest checks every data file: a
+damaged or truncated file anywhere is found on load (qa/reader/index.py), not read as
+data. A build (qa/indexing.py) writes a new folder beside the live one and then
+replaces CURRENT in one rename, so a reader sees either the old build or the
+new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qa.errors import IndexCorruptError, IndexLockedError, IndexMissingError, QAError
+from qa.storage.manifest import SCHEMA_VERSION, Manifest
+from qa.storage.vectors import FaissStore
+
+logger = logging.getLogger(__name__)
+
+POINTER = "CURRENT"
+MANIFEST = "manifest.json"
+STORES = ("sentences", "passages", "windows")
+TEXTS = "texts.jsonl"
+DATA_FILES = (*(f"{name}.{kind}" for name in STORES for kind in ("jsonl", "faiss")), TEXTS)
+REBUILD_HINT = "run `python -m qa build --full`"
+# A build folder's name as qa/indexing.py makes it: never a path that leads elsewhere.
+_BUILD_NAME = re.compile(r"build-[0-9A-Za-z-]+")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_MANIFEST_KEYS = {"model", "files", "sources", "counts"}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """What CURRENT says: the live build folder and the sha256 of its manifest.
+
+    `manifest_sha256` is None for a CURRENT written before the checksum was
+    recorded (one line); such a manifest is read unchecked, as it was then.
+    """
+
+    build: Path
+    manifest_sha256: str | None
+
+
+def pointer_text(build_name: str, manifest: bytes) -> str:
+    """What a build writes to CURRENT to make `build_name`, with this manifest, the live build."""
+    return f"{build_name}\n{hashlib.sha256(manifest).hexdigest()}\n"
+
+
+def read_pointer(index_dir: Path) -> Pointer:
+    """What CURRENT says, checked to name a build folder that exists.
+
+    Raises:
+        IndexMissingError: there is no CURRENT: no build has finished.
+        IndexCorruptError: CURRENT cannot be read, is garbled or names a missing build.
+    """
+    pointer = index_dir / POINTER
+    if not pointer.is_file():
+        raise IndexMissingError(f"no index at {index_dir}; run `python -m qa build` to create it")
+    try:
+        lines = pointer.read_text(encoding="utf-8").removesuffix("\n").split("\n")
+    except (OSError, ValueError) as error:
+        raise IndexCorruptError(f"cannot read index pointer {pointer} ({error}); {REBUILD_HINT}") from error
+    # Parsed strictly (no strip, no other line breaks), so that a changed byte never goes unnoticed.
+    name, checksum = lines[0], lines[1] if len(lines) > 1 else None
+    if len(lines) > 2 or not _BUILD_NAME.fullmatch(name) or (checksum is not None and not _SHA256.fullmatch(checksum)):
+        raise IndexCorruptError(f"index pointer {pointer} is garbled (not a build name and a sha256); {REBUILD_HINT}")
+    if not (index_dir / name).is_dir():
+        raise IndexCorruptError(f"index pointer {pointer} names a missing build {name!r}; {REBUILD_HINT}")
+    return Pointer(index_dir / name, checksum)
+
+
+def live_build(index_dir: Path) -> Path:
+    """The folder of the live build (see read_pointer for the errors)."""
+    return read_pointer(index_dir).build
+
+
+def read_live_manifest(index_dir: Path) -> tuple[Path, Manifest]:
+    """The live build and its manifest, read through one reading of CURRENT.
+
+    One reading, so a build that swaps CURRENT meanwhile cannot pair this
+    build's folder with the next one's manifest.
+
+    Raises:
+        IndexMissingError: there is no index yet.
+        IndexCorruptError: the manifest is unreadable, altered, incomplete or of another schema.
+    """
+    pointer = read_pointer(index_dir)
+    path = pointer.build / MANIFEST
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise IndexCorruptError(f"cannot read index manifest {path} ({error}); {REBUILD_HINT}") from error
+    if pointer.manifest_sha256 is not None and hashlib.sha256(data).hexdigest() != pointer.manifest_sha256:
+        raise IndexCorruptError(
+            f"index manifest {path} is corrupt (its sha256 differs from the one in {index_dir / POINTER}); "
+            f"{REBUILD_HINT}"
+        )
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except ValueError as error:
+        raise IndexCorruptError(f"cannot read index manifest {path} ({error}); {REBUILD_HINT}") from error
+    complete = isinstance(raw, dict) and raw.keys() >= _MANIFEST_KEYS
+    if not complete or not all(isinstance(raw[key], dict) for key in _MANIFEST_KEYS):
+        raise IndexCorruptError(f"index manifest {path} is incomplete; {REBUILD_HINT}")
+    # Checked before the fields are read: another schema may lay them out differently.
+    if raw.get("schema_version") != SCHEMA_VERSION:
+        raise IndexCorruptError(
+            f"index at {index_dir} has schema {raw.get('schema_version')}, this version reads "
+            f"{SCHEMA_VERSION}; {REBUILD_HINT}"
+        )
+    try:
+        return pointer.build, Manifest.from_dict(raw)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise IndexCorruptError(f"index manifest {path} is incomplete ({error!r}); {REBUILD_HINT}") from error
+
+
+def read_manifest(index_dir: Path) -> Manifest:
+    """The live build's manifest, checked against CURRENT but without checking the data files."""
+    return read_live_manifest(index_dir)[1]
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+@contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """Hold the index folder's build lock for the block.
+
+    Raises:
+        IndexLockedError: another build, in this process or another, holds it.
+    """
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with (index_dir / ".lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise IndexLockedError(f"another build is running on {index_dir}; wait for it to finish") from error
+        yield
+
+
+def live_name(index_dir: Path) -> str | None:
+    """The live build's folder name, or None when CURRENT is missing or damaged."""
+    try:
+        return live_build(index_dir).name
+    except QAError:
+        return None
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or folder; a symlink itself, never what it leads to. Logs, never raises."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError as error:
+        # Leftovers cost only space, and the next build tries again.
+        logger.warning("could not remove %s (%s)", path, error.strerror or error)
+
+
+def remove_leftovers(index_dir: Path, live: str | None, keep: str | None = None) -> None:
+    """Delete unfinished builds and superseded ones: all but `live` and `keep`.
+
+    With no live build known (CURRENT missing or damaged), build folders stay:
+    any of them may be the one CURRENT named, to be restored by hand.
+    """
+    try:
+        entries = list(index_dir.iterdir())
+    except OSError as error:
+        logger.warning("could not list %s (%s)", index_dir, error.strerror or error)
+        return
+    for entry in entries:
+        unfinished = entry.name.startswith(".tmp-")
+        superseded = entry.name.startswith("build-") and live is not None and entry.name not in (live, keep)
+        if unfinished or superseded:
+            _remove(entry)
+
+
+def write_build(
+    index_dir: Path,
+    manifest: Manifest,
+    records: dict[str, list[Any]],
+    stores: dict[str, FaissStore],
+    texts: dict[str, str],
+) -> tuple[Path, Manifest]:
+    """Write a complete build beside the live one, then point CURRENT at it.
+
+    If any step fails, what this build wrote is removed at once (on a full disk
+    the space comes back) and CURRENT still names the previous build.
+
+    Returns:
+        The build folder, and the manifest as written (with its files' checksums).
+    """
+    token = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
+    temporary, build = index_dir / f".tmp-{token}", index_dir / f"build-{token}"
+    pointer_tmp = index_dir / f".tmp-{token}.pointer"
+    try:
+        temporary.mkdir()
+        manifest, manifest_bytes = _write_files(temporary, manifest, records, stores, texts)
+        temporary.rename(build)
+        pointer_tmp.write_text(pointer_text(build.name, manifest_bytes), encoding="utf-8")
+        _fsync(pointer_tmp)
+        os.replace(pointer_tmp, index_dir / POINTER)
+    except BaseException:
+        live = live_name(index_dir)
+        for path in (temporary, build, pointer_tmp):
+            if path.name != live and (path.exists() or path.is_symlink()):
+                _remove(path)
+        raise
+    try:
+        _fsync(index_dir)
+    except OSError as error:
+        # The new build is live already; only its surviving a power cut is in doubt.
+        logger.warning("could not sync %s (%s)", index_dir, error.strerror or error)
+    return build, manifest
+
+
+def _write_files(
+    folder: Path,
+    manifest: Manifest,
+    records: dict[str, list[Any]],
+    stores: dict[str, FaissStore],
+    texts: dict[str, str],
+) -> tuple[Manifest, bytes]:
+    """The data files and the manifest listing their checksums, synced; returns that manifest and its bytes."""
+    for name in STORES:
+        write_jsonl(folder / f"{name}.jsonl", (record.to_dict() for record in records[name]))
+        stores[name].save(folder / f"{name}.faiss")
+    write_jsonl(folder / TEXTS, ({"source": source, "text": texts[source]} for source in sorted(texts)))
+    manifest = manifest.with_files({name: sha256_file(folder / name) for name in DATA_FILES})
+    manifest_bytes = (json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    (folder / MANIFEST).write_bytes(manifest_bytes)
+    for name in (*DATA_FILES, MANIFEST):
+        _fsync(folder / name)
+    return manifest, manifest_bytes

@@ -1,0 +1,159 @@
+"""The encoder: the bundled model, unit float32 vectors, long texts, the fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import qa
+from qa.embed.encoder import Encoder, ModelLoadError, normalize
+
+
+def test_encode_gives_unit_float32_rows(encoder: Encoder) -> None:
+    vectors = encoder.encode(["Fentanyl is made in China.", "Grassley chairs the committee."])
+    assert vectors.shape == (2, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert encoder.encode([]).shape == (0, 384)
+
+
+def test_similar_texts_are_closer_than_unrelated_ones(encoder: Encoder) -> None:
+    query, _ = encoder.encode_query("Who makes fentanyl?")
+    near, far = encoder.encode(["Chemists in China make fentanyl.", "The choir sang in the cathedral."])
+    assert float(near @ query) > float(far @ query) + 0.2
+
+
+def test_long_text_is_the_mean_of_overlapping_windows(encoder: Encoder) -> None:
+    text = " ".join(f"Sentence number {n} talks about fentanyl and heroin." for n in range(60))
+    windows = encoder.windows(text)
+    assert len(windows) >= 2
+    assert text.startswith(windows[0]) and text.endswith(windows[-1])
+    assert all(window in text for window in windows)
+    [vector] = encoder.encode([text])
+    expected = normalize(encoder.encode(windows).sum(axis=0, keepdims=True))[0]
+    np.testing.assert_allclose(vector, expected, atol=1e-5)
+    assert encoder.windows("Short text.") == ["Short text."]
+
+
+def test_progress_reports_every_batch(encoder: Encoder) -> None:
+    calls: list[tuple[int, int]] = []
+    texts = [f"Text number {n}." for n in range(encoder.batch_size + 3)]
+    encoder.encode(texts, lambda done, total: calls.append((done, total)))
+    assert calls == [(encoder.batch_size, len(texts)), (len(texts), len(texts))]
+
+
+def test_encode_query_says_when_the_question_was_cut(encoder: Encoder) -> None:
+    vector, shortened = encoder.encode_query("Who chairs the committee?")
+    assert vector.shape == (384,) and not shortened
+    _, shortened = encoder.encode_query("fentanyl " * 400)
+    assert shortened
+
+
+def test_fingerprint_hashes_the_bundled_weights(encoder: Encoder) -> None:
+    fingerprint = encoder.fingerprint
+    assert (fingerprint.name, fingerprint.dimension) == ("all-MiniLM-L6-v2", 384)
+    weights = [encoder.path / name for name in ("model.safetensors", "pytorch_model.bin")]
+    digest = hashlib.sha256()
+    for path in weights:
+        if path.is_file():
+            digest.update(path.read_bytes())
+    assert fingerprint.weights_sha256 == digest.hexdigest()
+
+
+def test_model_folder_must_exist_locally(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="never downloaded"):
+        Encoder(str(tmp_path / "sentence-transformers" / "all-MiniLM-L6-v2"))
+    with pytest.raises(ModelLoadError, match="never downloaded"):
+        Encoder("sentence-transformers/all-MiniLM-L6-v2")  # a hub name is not a folder
+
+
+def test_get_encoder_is_one_instance_per_model() -> None:
+    assert qa.get_encoder() is qa.get_encoder(None, 32)
+
+
+def test_one_torch_thread_limits_only_the_calling_thread() -> None:
+    import threading
+
+    import torch
+
+    from qa.embed.encoder import one_torch_thread
+
+    before = torch.get_num_threads()
+    inside, release = threading.Event(), threading.Event()
+    seen: dict[str, int] = {}
+
+    def question_thread() -> None:
+        with one_torch_thread():
+            seen["inside"] = torch.get_num_threads()
+            inside.set()
+            release.wait(10)
+        seen["after"] = torch.get_num_threads()
+
+    worker = threading.Thread(target=question_thread)
+    worker.start()
+    inside.wait(10)
+    seen["other thread meanwhile"] = torch.get_num_threads()
+    release.set()
+    worker.join(10)
+    assert seen["inside"] == 1
+    assert seen["other thread meanwhile"] == before
+    with one_torch_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+QUESTIONS = (
+    "Who chairs the Senate Judiciary Committee?",
+    "How much does a kilogram of fentanyl cost?",
+    "short",
+    "A question " * 200,  # over the model's window: cut as torch cuts it
+)
+
+
+def test_questions_are_embedded_by_onnx_as_torch_would(encoder: Encoder) -> None:
+    assert encoder.onnx_query is not None  # onnxruntime is a requirement: the fast path is taken
+    for question in QUESTIONS:
+        vector, _ = encoder.encode_query(question)
+        reference = encoder.model.encode([question], normalize_embeddings=True)[0]
+        assert vector.dtype == np.float32 and vector.shape == reference.shape
+        assert float(np.dot(vector, reference)) > 0.99999
+
+
+def test_onnx_export_is_written_once_and_reused(encoder: Encoder, qa_cache: Path) -> None:
+    exports = list((qa_cache / "onnx").glob("*.onnx"))
+    assert len(exports) == 1 and exports[0].name.startswith(encoder.fingerprint.weights_sha256[:16])
+    written = exports[0].stat().st_mtime_ns
+    again = Encoder(None, 32, "onnx", qa_cache)
+    again.__dict__["model"] = encoder.model  # the same loaded weights, not a second load
+    assert again.onnx_query is not None
+    assert exports[0].stat().st_mtime_ns == written
+    assert not [p for p in (qa_cache / "onnx").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_torch_backend_or_an_unwritable_cache_falls_back_to_torch(
+    encoder: Encoder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    torch_only = Encoder(None, 32, "torch", tmp_path)
+    torch_only.__dict__["model"] = encoder.model
+    assert torch_only.onnx_query is None
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder should be", encoding="utf-8")
+    broken = Encoder(None, 32, "onnx", blocked)
+    broken.__dict__["model"] = encoder.model
+    with caplog.at_level("WARNING", logger="qa.onnx_query"):
+        assert broken.onnx_query is None
+    assert "embedded by torch" in caplog.text
+    vector, _ = broken.encode_query(QUESTIONS[0])
+    reference = encoder.model.encode([QUESTIONS[0]], normalize_embeddings=True)[0]
+    assert float(np.dot(vector, reference)) > 0.99999
+
+
+def test_query_backend_setting_is_checked() -> None:
+    from qa.config import Settings
+    from qa.errors import SettingsError
+
+    assert Settings.from_env({"QA_QUERY_BACKEND": "torch"}).query_backend == "torch"
+    with pytest.raises(SettingsError, match="onnx, torch"):
+        Settings.from_env({"QA_QUERY_BACKEND": "tensorflow"})
