@@ -1,0 +1,1 @@
+"""Tools that measure and train; never imported by the library."""
