@@ -25,7 +25,7 @@ Scorer = Callable[[list[str], list[str]], np.ndarray]
 _CHUNK = 64
 
 
-def checkpoint_groups(held: list[Group], seed: int, count: int = 300) -> list[Group]:
+def checkpoint_groups(held: list[Group], seed: int, count: int = 200) -> list[Group]:
     """A seeded sample of held-aside groups with an answer: what checkpoints are chosen on."""
     answerable = [g for g in held if any(g.labels)]
     return random.Random(seed).sample(answerable, min(count, len(answerable)))

@@ -124,7 +124,7 @@ def train(pool: list[Group], checkpoint_groups: list[Group], settings, work: Pat
         state["step"] = step + 1
         state["pairs"] += sum(len(sentences) for _, sentences, _ in batch)
         state["train_seconds"] = elapsed_before + time.time() - session_start
-        if state["step"] % 50 == 0:
+        if state["step"] % 25 == 0:
             logger.info("step %s loss %.4f pairs/s %.1f", state["step"], loss.item(), state["pairs"] / state["train_seconds"])
         if state["step"] % settings.eval_every == 0 or state["step"] == settings.max_steps:
             _evaluate(model, tok, checkpoint_groups, settings, work, state, selection_accuracy, torch_scorer)

@@ -92,7 +92,7 @@ def test_training_command_end_to_end(tmp_path: Path) -> None:
     argv = [
         "--data-dir", str(data), "--work", str(work), "--out", str(out), "--seed", "0",
         "--max-steps", "4", "--eval-every", "2", "--mine-questions", "6", "--held-questions", "4",
-        "--held-squad-articles", "1", "--latency-calls", "3",
+        "--held-squad-articles", "1", "--latency-calls", "3", "--layers", "1",
     ]
     assert train_verifier.main(argv) == 0
     assert (work / "checkpoint" / "state.json").is_file()
