@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 # int8 ships only if it loses at most this much of fp32's held-aside figures.
 INT8_TOLERANCE = 0.01
+MAX_SHIPPED_MB = 30.0
 
 
 def _export_variants(settings, outcome, work: Path) -> dict[str, Path]:
@@ -106,7 +107,9 @@ def final_report(args, settings, split, outcome, held, held_squad, mined, pool_s
     """Export, quantize, measure both on held-aside data, ship the better-sized one that holds quality."""
     folders = _export_variants(settings, outcome, args.work)
     variants = {name: measure_variant(folder, settings, held, held_squad, mined, args.latency_calls) for name, folder in folders.items()}
-    shipped = "int8" if _int8_holds(variants["fp32"], variants["int8"]) else "fp32"
+    holds = _int8_holds(variants["fp32"], variants["int8"])
+    # fp32 over the size cap cannot ship at all, so int8 ships then too, flagged in the report and card.
+    shipped = "int8" if holds or variants["fp32"]["size_mb"] > MAX_SHIPPED_MB else "fp32"
     measure.copy_model(folders[shipped], args.out)
     report = {
         "command": "python -m qa.measure.train_verifier " + " ".join(shlex.quote(a) for a in args.argv),
@@ -121,6 +124,7 @@ def final_report(args, settings, split, outcome, held, held_squad, mined, pool_s
         "held_aside": {"groups": len(held), "squad_report_questions": len(held_squad)},
         "variants": variants,
         "shipped": shipped,
+        "int8_within_tolerance": holds,
     }
     return report
 
