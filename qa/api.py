@@ -17,6 +17,7 @@ from qa.reader.index import Index
 from qa.reader.live import LiveIndex
 from qa.records import Answer, Hit
 from qa.search.ranking import search
+from qa.verify.scorer import Verifier, load_verifier
 
 logger = logging.getLogger(__name__)
 
@@ -124,19 +125,36 @@ def default_index() -> Index:
     return live_index().current()
 
 
+def verifier() -> Verifier | None:
+    """The answer verifier, loaded and checked once per process; None when QA_VERIFIER=off.
+
+    Raises:
+        VerifierError: the shipped model is missing, fails its checksum or cannot be loaded.
+    """
+    if not current_settings().verifier:
+        return None
+    return load_verifier()
+
+
 def retrieve(question: str, k: int = 5, index: Index | None = None) -> list[Hit]:
-    """Sentence-level hits for the question, best first.
+    """Sentence-level hits for the question, best first (reread by the answer verifier unless QA_VERIFIER=off).
 
     Raises:
         BadQuestionError: the question is empty or has no words.
         IndexMissingError: no index and no seeds to build one from.
     """
-    return search(index or default_index(), question, k=k, candidates=current_settings().candidates).hits
+    chosen = current_settings()
+    return search(index or default_index(), question, k=k, candidates=chosen.candidates, verifier=verifier()).hits
 
 
 def answer(question: str, k: int = 3, index: Index | None = None) -> Answer:
-    """Quoted sentences that answer the question, or `answered=False` with related hits."""
+    """Quoted sentences that answer the question, or `answered=False` ("unsure" or "not_found") with related hits."""
     chosen = current_settings()
     return answer_question(
-        index or default_index(), question, k=k, min_confidence=chosen.min_confidence, candidates=chosen.candidates
+        index or default_index(),
+        question,
+        k=k,
+        min_confidence=chosen.min_confidence,
+        candidates=chosen.candidates,
+        verifier=verifier(),
     )

@@ -164,7 +164,12 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
         raise qa.BadQuestionError("--k must be at least 1")
     index = qa.load_index(settings.index_dir)
     result = answer_question(
-        index, args.question, k=args.k, min_confidence=settings.min_confidence, candidates=settings.candidates
+        index,
+        args.question,
+        k=args.k,
+        min_confidence=settings.min_confidence,
+        candidates=settings.candidates,
+        verifier=qa.api.verifier(),
     )
     print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if args.json else format_text(result))
     return 0
@@ -208,6 +213,7 @@ def _info(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    import qa
     from qa.measure import evaluate
     from qa.measure.datasets import sample
 
@@ -228,6 +234,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
             min_confidence=settings.min_confidence,
             candidates=settings.candidates,
             progress=progress,
+            verifier=qa.api.verifier(),
         )
     print(json.dumps(report.to_dict(), indent=2) if args.json else evaluate.format_table(report))
     return 0

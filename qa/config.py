@@ -37,6 +37,11 @@ class Settings:
         max_file_mb: seed files larger than this many megabytes (MiB) are
             skipped without being read.
         cache_dir: where derived files are kept (the ONNX export of the model).
+        verifier: reread the fusion's best candidates with the trained answer
+            verifier and take the confidence from it too (QA_VERIFIER=on).
+            Off by default: the shipped model is not yet good enough, and on
+            questions worded in the asker's own words it abstains more often
+            than the fusion alone (BENCHMARKS.md, "The answer verifier").
     """
 
     seeds_dir: Path = Path("seeds")
@@ -48,10 +53,11 @@ class Settings:
     query_backend: str = "onnx"
     max_file_mb: float = DEFAULT_MAX_FILE_MB
     cache_dir: Path = Path.home() / ".cache" / "qa"
+    verifier: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from QA_SEEDS, QA_INDEX, QA_MODEL, QA_MIN_CONFIDENCE, QA_QUERY_BACKEND, QA_MAX_FILE_MB and QA_CACHE.
+        """Build settings from QA_SEEDS, QA_INDEX, QA_MODEL, QA_MIN_CONFIDENCE, QA_QUERY_BACKEND, QA_MAX_FILE_MB, QA_CACHE and QA_VERIFIER.
 
         Raises:
             SettingsError: a value cannot be used; the message names the variable.
@@ -71,6 +77,8 @@ class Settings:
             if backend not in QUERY_BACKENDS:
                 raise SettingsError(f"QA_QUERY_BACKEND={backend!r} is not one of {', '.join(QUERY_BACKENDS)}")
             settings = replace(settings, query_backend=backend)
+        if env.get("QA_VERIFIER"):
+            settings = replace(settings, verifier=_switch("QA_VERIFIER", env["QA_VERIFIER"]))
         if env.get("QA_MAX_FILE_MB"):
             settings = replace(settings, max_file_mb=_megabytes("QA_MAX_FILE_MB", env["QA_MAX_FILE_MB"]))
         return settings
@@ -82,6 +90,13 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     if env.get("QA_CACHE"):
         return Path(env["QA_CACHE"])
     return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qa"
+
+
+def _switch(name: str, value: str) -> bool:
+    switches = {"on": True, "1": True, "off": False, "0": False}
+    if value.lower() not in switches:
+        raise SettingsError(f"{name}={value!r} is not on or off")
+    return switches[value.lower()]
 
 
 def _probability(name: str, value: str) -> float:

@@ -49,3 +49,7 @@ class SeedsError(QAError):
 
 class UploadRefused(QAError):
     """An uploaded file was not saved; the message says why and what to do."""
+
+
+class VerifierError(QAError):
+    """The answer verifier's model is missing, fails its checksum or cannot be loaded."""

@@ -217,9 +217,17 @@ class UploadOutcome(_Record):
     reason: str = ""
 
 
+ANSWER_STATUSES = ("answered", "unsure", "not_found")
+
+
 @dataclass(frozen=True)
 class Answer(_Record):
-    """The reply to a question: quotes when the sources answer it, else related hits."""
+    """The reply to a question: quotes when the sources answer it, else related hits.
+
+    `status` is "answered" (quotes, confident), "unsure" (no quotes; the first
+    related hit is the closest sentence, which may not answer it) or
+    "not_found". Only "answered" is an answer: `answered` is True for it alone.
+    """
 
     question: str
     answered: bool
@@ -228,11 +236,19 @@ class Answer(_Record):
     related: list[Hit] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     build: str = ""  # the index build folder every quote and hit came from
+    status: str = ""  # one of ANSWER_STATUSES; left empty, it follows `answered`
+
+    def __post_init__(self) -> None:
+        if not self.status:
+            object.__setattr__(self, "status", "answered" if self.answered else "not_found")
+        if self.status not in ANSWER_STATUSES or (self.status == "answered") != self.answered:
+            raise ValueError(f"status {self.status!r} does not go with answered={self.answered}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "answered": self.answered,
+            "status": self.status,
             "confidence": self.confidence,
             "quotes": [quote.to_dict() for quote in self.quotes],
             "related": [hit.to_dict() for hit in self.related],

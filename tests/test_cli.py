@@ -14,6 +14,7 @@ import pytest
 from commands import Captured, assert_one_line_error, run
 from conftest import REPO, SEED_NAME, SEEDS
 
+from qa.quotes import UNSURE
 from qa.reader.index import Index
 from qa.storage.vectors import FaissStore
 
@@ -71,9 +72,9 @@ def test_ask_abstains_below_the_configured_threshold(
     code, out, err = run(capsys, "ask", "Who is Paul Knierim?", "--index", index_dir)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[:2] == ["Not found in the sources.", "Closest passages:"]
-    assert lines[2].startswith('  - "Paul Knierim')
-    assert SEED_NAME in lines[3]
+    # The confidence is well above 0.2, so the answer is "unsure": the closest sentence, no quote.
+    assert lines[0] == UNSURE and lines[1].startswith('  "Paul Knierim')
+    assert SEED_NAME in lines[2] and not any(line.startswith("[1]") for line in lines)
 
 
 def test_ask_json_is_valid_and_cites(capsys: Captured, index_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:

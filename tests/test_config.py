@@ -44,3 +44,12 @@ def test_max_file_mb_defaults_to_25_and_is_read_from_the_environment() -> None:
 def test_max_file_mb_must_be_a_positive_number(value: str) -> None:
     with pytest.raises(SettingsError, match=rf"QA_MAX_FILE_MB='{value}' is not a number of megabytes above 0"):
         Settings.from_env({"QA_MAX_FILE_MB": value})
+
+
+def test_the_verifier_is_off_unless_switched_on() -> None:
+    assert Settings.from_env({}).verifier is False
+    assert Settings.from_env({"QA_VERIFIER": "on"}).verifier is True
+    assert Settings.from_env({"QA_VERIFIER": "OFF"}).verifier is False
+    assert Settings.from_env({"QA_VERIFIER": "1"}).verifier is True
+    with pytest.raises(SettingsError, match="QA_VERIFIER='maybe' is not on or off"):
+        Settings.from_env({"QA_VERIFIER": "maybe"})

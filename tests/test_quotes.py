@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SEED_NAME, SEEDS
+from conftest import REPO, SEED_NAME, SEEDS
 
 import qa
-from qa.quotes import NOT_FOUND, answer_question, make_quotes
+from qa.quotes import NOT_FOUND, UNSURE, UNSURE_CONFIDENCE, answer_from, answer_question, answer_status, make_quotes
 from qa.reader.index import Index
 from qa.records import Answer, Citation, Hit, Quote, format_citation
 from qa.render.text import format_text
-from qa.search.ranking import search
+from qa.search.ranking import Retrieval, search
 
 DevResults = dict[str, tuple[list[Hit], Answer]]
 
@@ -192,7 +193,7 @@ def test_threshold_decides_between_quotes_and_abstention(seed_index: Index, ques
 def test_answer_to_dict_is_json_with_citations(seed_index: Index) -> None:
     answer = answer_question(seed_index, "Who is Kirsten Madison?", k=3, min_confidence=0.0)
     data = json.loads(json.dumps(answer.to_dict(), ensure_ascii=False))
-    assert set(data) == {"question", "answered", "confidence", "quotes", "related", "notes", "build"}
+    assert set(data) == {"question", "answered", "status", "confidence", "quotes", "related", "notes", "build"}
     assert data["build"] == seed_index.path.name  # the one build every quote came from
     assert data["answered"] is True and data["question"] == "Who is Kirsten Madison?"
     assert [q["citation"] for q in data["quotes"]] == [q.citation for q in answer.quotes]
@@ -274,3 +275,61 @@ def test_format_text_not_found_lists_closest_passages() -> None:
     assert lines[3].strip().startswith(related[0].citation)
     assert '  - "Delta four."' in lines
     assert lines[-1] == "Confidence that the sources answer this: 0.10"
+
+
+def test_status_bands_follow_the_thresholds() -> None:
+    assert answer_status(0.5) == "answered" and answer_status(0.49) == "unsure"
+    assert answer_status(UNSURE_CONFIDENCE) == "unsure" and answer_status(UNSURE_CONFIDENCE - 0.01) == "not_found"
+    assert answer_status(0.1, min_confidence=0.05) == "answered"  # a threshold below the band has no band
+    assert answer_status(0.9, min_confidence=1.5) == "unsure"
+
+
+def test_an_unsure_answer_has_no_quotes_and_puts_the_closest_sentence_first() -> None:
+    hits = [make_hit("Alpha one.", 0.4), make_hit("Beta two.", 0.3)]
+    unsure = answer_from("Q?", Retrieval(hits, 0.35))
+    assert (unsure.status, unsure.answered, unsure.quotes, unsure.related) == ("unsure", False, [], hits)
+    assert unsure.to_dict()["status"] == "unsure"
+    assert answer_from("Q?", Retrieval(hits, 0.05)).status == "not_found"
+    assert answer_from("Q?", Retrieval([], 0.9)).status == "not_found"
+    assert answer_from("Q?", Retrieval(hits, 0.9)).status == "answered"
+    with pytest.raises(ValueError, match="does not go with"):
+        Answer("Q?", True, 0.3, [], hits, status="unsure")
+
+
+def test_format_text_unsure_shows_the_closest_sentence_as_maybe_not_an_answer() -> None:
+    related = [make_hit("Beta two.", 0.3), make_hit("Delta four.", 0.2)]
+    text = format_text(Answer("Q?", False, 0.3, [], related, [], status="unsure"))
+    lines = text.splitlines()
+    assert lines[:2] == [UNSURE, '  "Beta two."']
+    assert lines[2].strip().startswith(related[0].citation)
+    assert lines[3] == "Other passages:" and '  - "Delta four."' in lines
+    assert NOT_FOUND not in text
+
+
+PARAPHRASES = REPO.parent / "shared" / "eval" / "dev_seed_paraphrase.jsonl"
+# Measured (not fitted on): of the 24 reworded answerable questions, 9 are
+# answered with the right sentence first and 5 more are "unsure" with it
+# first; 5 of the 6 unanswerable ones are not answered. Floors, so that a
+# change to ranking or calibration cannot quietly lose them.
+PARAPHRASES_ANSWERED_RIGHT = 9
+PARAPHRASES_SHOWN_RIGHT = 14
+PARAPHRASES_UNANSWERABLE_HELD_BACK = 5
+
+
+def test_reworded_questions_are_answered_or_shown_as_unsure(seed_index: Index) -> None:
+    if not PARAPHRASES.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"{PARAPHRASES} is missing")
+        pytest.skip(f"{PARAPHRASES} is missing; it lives in the shared eval folder beside the repo")
+    rows = [json.loads(line) for line in PARAPHRASES.read_text(encoding="utf-8").splitlines() if line.strip()]
+    answered_right = shown_right = held_back = 0
+    for row in rows:
+        answer = qa.answer(row["question"], index=seed_index)
+        first = answer.quotes[0].text if answer.quotes else answer.related[0].text
+        right = row["answerable"] and row["answer"].lower() in first.lower()
+        answered_right += answer.answered and right
+        shown_right += answer.status in ("answered", "unsure") and right
+        held_back += not row["answerable"] and not answer.answered
+    assert answered_right >= PARAPHRASES_ANSWERED_RIGHT
+    assert shown_right >= PARAPHRASES_SHOWN_RIGHT
+    assert held_back >= PARAPHRASES_UNANSWERABLE_HELD_BACK

@@ -14,7 +14,7 @@ from html import escape
 from pathlib import Path
 
 from qa.errors import QAError
-from qa.quotes import NOT_FOUND
+from qa.quotes import NOT_FOUND, UNSURE
 from qa.reader.index import Index, describe_stale
 from qa.records import Answer, Hit, Quote, UploadOutcome
 
@@ -74,9 +74,15 @@ def _source_list(items: Sequence[Cited], show_scores: bool) -> str:
 
 
 def render_answer(answer: Answer, show_scores: bool = False) -> str:
-    """The answer as one HTML fragment: quotes and sources, or "not found" and related passages."""
+    """The answer as one HTML fragment: quotes and sources, the closest sentence when unsure, or "not found"."""
     if answer.answered:
         body = _quotes(answer.quotes) + "<p><strong>Sources</strong></p>" + _source_list(answer.quotes, show_scores)
+    elif answer.status == "unsure" and answer.related:
+        closest = answer.related[0]
+        body = f'<p class="qa-unsure"><strong>{escape(UNSURE)}</strong></p>'
+        body += f'<blockquote class="qa-closest">{escape(closest.text)}</blockquote>'
+        body += "<p><strong>Sources</strong> (the first is the closest sentence)</p>"
+        body += _source_list(answer.related, show_scores)
     else:
         body = f'<p class="qa-not-found"><strong>{escape(NOT_FOUND)}</strong></p>'
         if answer.related:

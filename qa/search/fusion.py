@@ -8,8 +8,10 @@ import numpy as np
 
 from qa.search.candidates import Candidates
 
-# The fusion ("default") and the single-signal baselines it is measured against.
-RETRIEVERS = ("bm25", "dense", "rrf", "default")
+# The single-signal baselines, the fusion, and "default": what qa.answer ranks
+# by, the fusion's best candidates reread by the answer verifier (the fusion
+# alone when QA_VERIFIER=off). See qa/search/ranking.py.
+RETRIEVERS = ("bm25", "dense", "rrf", "fusion", "default")
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def reciprocal_rank_fusion(found: Candidates, k: int = 60) -> np.ndarray:
 def retriever_scores(found: Candidates, retriever: str, weights: FusionWeights | None = None) -> np.ndarray:
     """Scores that order the candidates as one retriever would.
 
-    "default" is the fusion; "bm25", "dense" and their reciprocal rank fusion
+    "fusion" is the weighted fusion; "bm25", "dense" and their reciprocal rank fusion
     "rrf" are the sentence-level baselines it is measured against. Each baseline's top 10 is exact: its own
     top `candidates` are always among the candidates.
     """
@@ -99,6 +101,6 @@ def retriever_scores(found: Candidates, retriever: str, weights: FusionWeights |
         return found.dense
     if retriever == "rrf":
         return reciprocal_rank_fusion(found)
-    if retriever == "default":
+    if retriever == "fusion":
         return fused_scores(found, weights or FusionWeights())
-    raise ValueError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
+    raise ValueError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS[:-1])}")

@@ -11,8 +11,9 @@ from qa.reader.index import Index
 from qa.records import Hit
 from qa.search.candidates import Candidates, gather_candidates
 from qa.search.confidence import confidence, confidence_features
-from qa.search.fusion import FusionWeights, retriever_scores
+from qa.search.fusion import FusionWeights, fused_scores, retriever_scores
 from qa.search.question import encode_question
+from qa.verify.rerank import PairScorer, rerank
 
 
 @dataclass
@@ -28,14 +29,17 @@ def _ranks(rows: np.ndarray) -> dict[int, int]:
     return {int(row): rank for rank, row in enumerate(rows, start=1)}
 
 
-def _hits(index: Index, found: Candidates, scores: np.ndarray, weights: FusionWeights, k: int) -> list[Hit]:
+def _hits(
+    index: Index, found: Candidates, order: np.ndarray, scores: np.ndarray, weights: FusionWeights, k: int
+) -> list[Hit]:
+    """The first k candidates in `order` (positions into `found`) as hits carrying `scores`."""
     dense_rank, lexical_rank = _ranks(found.dense_ranking), _ranks(found.lexical_ranking)
     passage_scores = weights.dense_passage * found.passage_dense + weights.lexical_passage * found.passage_lexical
     # Every sentence of a paragraph carries that paragraph's score.
     passage_score = dict(zip(found.passage_rows.tolist(), passage_scores.tolist(), strict=True))
     passage_rank = _ranks(np.asarray(sorted(passage_score, key=lambda p: -passage_score[p])))
     hits = []
-    for position in np.argsort(-scores, kind="stable")[:k]:
+    for position in order[:k]:
         row, passage_row = int(found.rows[position]), int(found.passage_rows[position])
         sentence, passage = index.sentences[row], index.passages[passage_row]
         hits.append(
@@ -63,25 +67,41 @@ def rank(
     k: int,
     retriever: str = "default",
     weights: FusionWeights | None = None,
+    question: str = "",
+    verifier: PairScorer | None = None,
 ) -> Retrieval:
     """The k best candidates by one retriever, with the confidence that the best answers.
 
-    The confidence model was fitted on the fusion's scores, so it is only
-    computed for "default"; the baselines get NaN.
+    "default" is what qa.answer ranks by: with a verifier, the fusion's best
+    candidates reread by it, and its confidence (qa/verify/rerank.py);
+    without one, the fusion. The fusion's confidence model was fitted on its
+    own scores, so the baselines (bm25, dense, rrf) get NaN.
     """
     weights = weights or FusionWeights()
-    scores = retriever_scores(found, retriever, weights)
-    hits = _hits(index, found, scores, weights, k)
+    if retriever == "default" and verifier is not None:
+        fused = fused_scores(found, weights)
+        texts = [index.sentences[int(row)].text for row in found.rows]
+        prior = confidence(confidence_features(index, found, tokens, fused))
+        reranked = rerank(verifier, question, texts, fused, prior)
+        return Retrieval(_hits(index, found, reranked.order, reranked.scores, weights, k), reranked.confidence)
+    scored = "fusion" if retriever == "default" else retriever
+    scores = retriever_scores(found, scored, weights)
+    hits = _hits(index, found, np.argsort(-scores, kind="stable"), scores, weights, k)
     belief = float("nan")
-    if retriever == "default":
+    if scored == "fusion":
         belief = confidence(confidence_features(index, found, tokens, scores))
     return Retrieval(hits, belief)
 
 
 def search(
-    index: Index, question: str, k: int = 5, candidates: int = 50, weights: FusionWeights | None = None
+    index: Index,
+    question: str,
+    k: int = 5,
+    candidates: int = 50,
+    weights: FusionWeights | None = None,
+    verifier: PairScorer | None = None,
 ) -> Retrieval:
-    """The k best sentences for the question, fused from dense and BM25 evidence.
+    """The k best sentences for the question: fused from dense and BM25 evidence, reread by the verifier if given.
 
     Raises:
         BadQuestionError: the question is empty or has no words, or k < 1.
@@ -92,6 +112,6 @@ def search(
     if not index.sentences:
         return Retrieval([], 0.0, notes)
     found = gather_candidates(index, query, tokens, candidates)
-    retrieval = rank(index, found, tokens, k, weights=weights)
+    retrieval = rank(index, found, tokens, k, weights=weights, question=question, verifier=verifier)
     retrieval.notes = notes
     return retrieval

@@ -55,6 +55,7 @@ CSS = """
 .qa-answer .qa-sources { list-style: none; padding-left: 0; }
 .qa-answer .qa-context { margin: 0.4em 0 0.6em 1em; }
 .qa-stale, .qa-refused, .qa-error { color: #b3261e; }
+.qa-answer blockquote.qa-closest { border-left-color: #c9a227; color: #555; }
 """
 
 
@@ -208,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         live = qa.live_index()
         index = live.warm()  # built when missing, rebuilt from the seeds when damaged
+        qa.api.verifier()  # loaded and checked now, not on the first question
     except qa.QAError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -12,11 +12,22 @@ from conftest import SEED_NAME, write_tiny_squad
 
 from qa.cli import main
 from qa.measure.datasets import EvalQuestion
-from qa.measure.evaluate import Tally, evaluate, holds_answer, rank_metrics
+from qa.measure.evaluate import (
+    ANSWERING,
+    Tally,
+    auroc,
+    coverage_at_precision,
+    evaluate,
+    expected_calibration_error,
+    format_table,
+    holds_answer,
+    rank_metrics,
+)
 from qa.reader.index import Index
 from qa.records import Hit
 from qa.search.candidates import Candidates
 from qa.search.fusion import RETRIEVERS, retriever_scores
+from qa.verify.scorer import load_verifier
 
 GRASSLEY = EvalQuestion("q1", "Who chairs the Senate Judiciary Committee?", ("Chuck Grassley",))
 UNANSWERABLE = EvalQuestion("q2", "What is the boiling point of tungsten?", (), answerable=False)
@@ -68,7 +79,7 @@ def test_each_baseline_ranks_by_its_own_signal() -> None:
     assert np.argmax(retriever_scores(found, "dense")) == 1
     # RRF: row 7 is second for both retrievers, which beats first for one only.
     assert np.argmax(retriever_scores(found, "rrf")) == 2
-    with pytest.raises(ValueError, match="bm25, dense, rrf, default"):
+    with pytest.raises(ValueError, match="bm25, dense, rrf, fusion"):
         retriever_scores(found, "sparse")
 
 
@@ -152,3 +163,43 @@ def test_eval_refuses_bad_question_files_in_one_line(
     _, err = capsys.readouterr()
     assert code == 1
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_auroc_on_known_orders() -> None:
+    assert auroc([0.9, 0.8, 0.2, 0.1], [True, True, False, False]) == 1.0
+    assert auroc([0.1, 0.2, 0.8, 0.9], [True, True, False, False]) == 0.0
+    assert auroc([0.5, 0.5], [True, False]) == 0.5  # a tie counts half
+    assert auroc([0.3, 0.9, 0.6], [True, False, True]) == 0.0  # both right ones below the wrong one
+    assert auroc([0.9], [True]) is None  # nothing wrong to compare with
+
+
+def test_expected_calibration_error_on_known_bins() -> None:
+    assert expected_calibration_error([0.95, 0.95], [True, True]) == pytest.approx(0.05)
+    # One bin at 0.15 (all wrong: gap 0.15), one at 0.85 (half right: gap 0.35), weighted 2:2.
+    assert expected_calibration_error([0.15, 0.15, 0.85, 0.85], [False, False, True, False]) == pytest.approx(0.25)
+    assert expected_calibration_error([], []) is None
+
+
+def test_coverage_at_precision_answers_the_most_it_can() -> None:
+    confidences = [0.99, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1]
+    correct = [True] * 9 + [False]
+    assert coverage_at_precision(confidences, correct) == 1.0  # 9 of 10 right: exactly 90%
+    correct = [True, True, False, True, True, True, False, False, True, False]
+    # Top 6: 5 right (83%); top 2: 100%; top 5: 4 of 5 (80%). Only the top 2 reach 90%.
+    assert coverage_at_precision(confidences, correct) == 0.2
+    assert coverage_at_precision([0.5, 0.5], [True, False]) == 0.0  # a tie is answered or abstained whole
+    assert coverage_at_precision([0.4], [False]) == 0.0
+
+
+def test_the_answering_rows_report_calibration_and_counts(seed_index: Index) -> None:
+    report = evaluate(seed_index, [GRASSLEY, UNANSWERABLE], verifier=load_verifier())
+    table = format_table(report)
+    for name in ANSWERING:
+        metrics = report.results[name]
+        answerable = metrics["answered_right"] + metrics["answered_wrong"] + metrics["abstained_answerable_count"]
+        assert answerable == 1 and metrics["answered_wrong"] == 0
+        assert metrics["abstained_unanswerable_count"] == metrics["unanswerable_asked"] == 1
+        assert metrics["auroc"] == 1.0  # the right top sentence is more confident than the unanswerable one
+        assert f"\n{name} " in table
+    assert report.results["fusion"]["answered_right"] == 1
+    assert "coverage at 90% precision" in table and "1 of 1" in table

@@ -181,3 +181,10 @@ def test_upload_outcomes_are_escaped() -> None:
 
 def test_no_uploaded_files_says_so() -> None:
     assert "No files were chosen" in render_uploads([])
+
+
+def test_unsure_shows_the_closest_sentence_as_maybe_not_an_answer() -> None:
+    markup = render_answer(Answer("q", False, 0.3, [], [_hit("Closest <b>sentence</b>."), _hit("Other.")], status="unsure"))
+    assert '<p class="qa-unsure"><strong>The closest sentence, which may not answer it:</strong></p>' in markup
+    assert '<blockquote class="qa-closest">Closest &lt;b&gt;sentence&lt;/b&gt;.</blockquote>' in markup
+    assert "Not found in the sources." not in markup and markup.count("<li><details>") == 2

@@ -1,0 +1,179 @@
+"""Fit how the verifier's scores order the fusion's candidates and become the answer's confidence.
+
+    python -m qa.measure.calibrate_verifier --data-dir ../shared/data --work .cache/squad [--seed 0]
+
+Only the verifier's held-aside SQuAD articles are asked (the even-numbered dev
+articles that `qa.measure.train_verifier` drew with the same seed and never
+trained on); odd-numbered SQuAD articles and the seed's dev sets are never
+asked. The questions are searched over the whole 48-article corpus `qa eval`
+uses (cached in `--work`), once as they are and once with their own article
+hidden, so that the best evidence left is on topic but does not answer.
+SelQA's held-aside questions cannot take part: they have no fusion to read
+(their candidates are a given section), and the confidence weighs the
+fusion's own confidence too.
+
+It prints the fitted `RerankPolicy` and what it does on that data, and
+changes nothing: the constants live in qa/verify/rerank.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from qa.config import Settings
+from qa.measure.datasets import load_squad
+from qa.measure.evaluate import (
+    auroc,
+    coverage_at_precision,
+    expected_calibration_error,
+    holds_answer,
+    prepare,
+    rank_metrics,
+)
+from qa.measure.verifier_data import SQUAD_DEV, choose_split
+from qa.reader.index import Index
+from qa.search.candidates import gather_candidates
+from qa.search.confidence import confidence, confidence_features
+from qa.search.fusion import FusionWeights, fused_scores
+from qa.search.question import encode_question
+from qa.verify.rerank import RerankPolicy, log_odds, top_and_margin
+from qa.verify.scorer import Verifier, load_verifier
+
+FUSED_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+
+
+@dataclass
+class Case:
+    """One question's candidates as the verifier reads them: fused scores, logits, which hold the answer."""
+
+    fused: np.ndarray  # of the reread candidates, in the fusion's order
+    logits: np.ndarray
+    hits: np.ndarray  # bool per reread candidate
+    rest_hits: list[bool]  # the candidates below the reread ones, in the fusion's order
+    answerable: bool
+    fusion_confidence: float
+
+
+def squad_cases(index: Index, verifier: Verifier, questions: list, depth: int, hide: bool) -> list[Case]:
+    cases = []
+    for question in questions:
+        query, tokens, _ = encode_question(index, question.question)
+        found = gather_candidates(index, query, tokens, 50, exclude_source=question.source if hide else None)
+        fused = fused_scores(found, FusionWeights())
+        prior = confidence(confidence_features(index, found, tokens, fused))
+        order = np.argsort(-fused, kind="stable")
+        texts = [index.sentences[int(found.rows[i])].text for i in order]
+        hits = [holds_answer(text, question.answers) for text in texts]
+        logits = verifier.logits([question.question] * min(depth, len(texts)), texts[:depth])
+        cases.append(Case(fused[order[:depth]], logits, np.asarray(hits[:depth]), hits[depth:], not hide, prior))
+    return cases
+
+
+def ordered(case: Case, policy: RerankPolicy) -> tuple[np.ndarray, np.ndarray]:
+    """The reread candidates' hits and logits in the policy's order."""
+    order = np.argsort(-policy.order_scores(case.logits, case.fused), kind="stable")
+    return case.hits[order], case.logits[order]
+
+
+def features(cases: list[Case], policy: RerankPolicy) -> tuple[np.ndarray, np.ndarray]:
+    """(top logit, lead over the second, fusion log-odds) per case, and whether the top is right."""
+    rows, labels = [], []
+    for case in cases:
+        hits, _ = ordered(case, policy)
+        top, margin = top_and_margin(case.logits, policy.order_scores(case.logits, case.fused))
+        rows.append((top, margin, log_odds(case.fusion_confidence)))
+        labels.append(bool(case.answerable and hits[0]))  # never right when nothing answers
+    return np.asarray(rows), np.asarray(labels)
+
+
+def best_fused_weight(cases: list[Case], base: RerankPolicy) -> tuple[float, dict[float, float]]:
+    """The fused weight with the best MRR@10 over the answerable SQuAD cases."""
+    mrr = {}
+    for weight in FUSED_WEIGHTS:
+        policy = replace(base, fused_weight=weight)
+        rankings = [list(ordered(c, policy)[0]) + c.rest_hits for c in cases if c.answerable]
+        mrr[weight] = rank_metrics(rankings)["mrr@10"]
+    return max(mrr, key=lambda weight: (mrr[weight], -weight)), mrr
+
+
+def fit_confidence(rows: np.ndarray, labels: np.ndarray, base: RerankPolicy) -> RerankPolicy:
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=1e4, max_iter=1000).fit(rows, labels)
+    top, margin, fusion = (round(float(value), 3) for value in model.coef_[0])
+    intercept = round(float(model.intercept_[0]), 3)
+    return replace(base, intercept=intercept, top_logit=top, margin=margin, fusion_logit=fusion)
+
+
+def report(name: str, rows: np.ndarray, labels: np.ndarray, policy: RerankPolicy, unanswerable: np.ndarray) -> dict:
+    confidences = [policy.confidence(top, margin, float(1 / (1 + np.exp(-fusion)))) for top, margin, fusion in rows]
+    values = np.asarray(confidences)
+    band = (values >= 0.2) & (values < 0.5)
+    return {
+        "set": name,
+        "cases": len(labels),
+        "auroc": auroc(confidences, labels.tolist()),
+        "ece": expected_calibration_error(confidences, labels.tolist()),
+        "coverage_at_90_precision": coverage_at_precision(confidences, labels.tolist()),
+        "abstained_when_answerable": float((values[~unanswerable] < 0.5).mean()) if (~unanswerable).any() else None,
+        "abstained_when_unanswerable": float((values[unanswerable] < 0.5).mean()) if unanswerable.any() else None,
+        "right_among_unsure": float(labels[band].mean()) if band.any() else None,
+        "unsure": int(band.sum()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qa.measure.calibrate_verifier", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--data-dir", type=Path, required=True, help="folder with squad-v1.1-dev.json and the SelQA files"
+    )
+    parser.add_argument(
+        "--work", type=Path, default=Path(".cache/squad"), help="the SQuAD corpus and index qa eval caches"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="the seed train_verifier drew its held-aside split with")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+
+    split = choose_split(args.data_dir, args.seed)
+    held_positions = set(split.squad_dev_held)
+    assert all(position % 2 == 0 for position in held_positions), "held-aside SQuAD articles must be even"
+    index, questions = prepare(args.data_dir / SQUAD_DEV, Settings(), args.work)
+    order = {name: number for number, name in enumerate(load_squad(args.data_dir / SQUAD_DEV)[0])}
+    held_questions = [q for q in questions if order[q.source] in held_positions]
+    verifier = load_verifier()
+    depth = RerankPolicy().depth
+    own = squad_cases(index, verifier, held_questions, depth, hide=False)
+    hidden = squad_cases(index, verifier, held_questions, depth, hide=True)
+
+    weight, mrr = best_fused_weight(own, RerankPolicy())
+    base = RerankPolicy(fused_weight=weight)
+    rows, labels = features(own + hidden, base)
+    policy = fit_confidence(rows, labels, base)
+    unanswerable = np.asarray([not case.answerable for case in own + hidden])
+    fusion_only = replace(policy, intercept=0.0, top_logit=0.0, margin=0.0, fusion_logit=1.0)
+    figures = {
+        "split": split.to_dict(),
+        "questions": len(held_questions),
+        "fused_weight_mrr@10": mrr,
+        "fusion_order": rank_metrics([[bool(h) for h in c.hits] + c.rest_hits for c in own]),
+        "reranked": rank_metrics([list(ordered(c, policy)[0]) + c.rest_hits for c in own]),
+        "policy": policy.__dict__,
+        "verified": report("verifier and fusion", rows, labels, policy, unanswerable),
+        "fusion_alone": report("fusion's confidence", rows, labels, fusion_only, unanswerable),
+    }
+    text = json.dumps(figures, indent=2)
+    print(text)
+    print(f"\nRerankPolicy({', '.join(f'{k}={v!r}' for k, v in policy.__dict__.items())})", file=sys.stderr)
+    if args.json:
+        args.json.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Training groups for the answer verifier: one question, its candidate sentences, which of them answer.
+
+Sources, all from the data folder (its SOURCES.md gives their licences):
+
+- SQuAD v1.1 dev, **even-numbered articles only** (positions 0, 2, ... in file
+  order, as `qa eval --articles even` picks them). The odd ones are the held-out
+  benchmark and are never read into a group.
+- `squad-v1.1-train-first11.json`, every article.
+- SelQA answer-sentence selection, dev and test.
+
+A SQuAD paragraph is split into sentences with the project's own splitter
+(`qa.split.sentence_spans`, as the index splits it); the positive is the
+sentence holding the answer's `answer_start`. A sentence that is not the
+positive but still contains a gold answer string is left out of the group
+rather than labelled negative: the hit rule would count it as right.
+
+Held aside (for checkpoint choice and calibration, never trained on): a few
+even SQuAD dev articles and about 15% of SelQA's articles, drawn with the seed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from qa.measure.datasets import EvalQuestion, _file_name, load_squad
+from qa.measure.evaluate import holds_answer
+from qa.split import sentence_spans
+
+SQUAD_DEV = "squad-v1.1-dev.json"
+SQUAD_TRAIN = "squad-v1.1-train-first11.json"
+SELQA = ("selqa-ass-dev.json", "selqa-ass-test.json")
+TRAIN_PREFIX = "train-"  # file-name prefix of SQuAD train articles in the mining corpus
+
+
+@dataclass
+class Group:
+    """A question and candidate sentences with labels (1 answers, 0 does not).
+
+    `article` names the document the group came from (the seed file name for
+    SQuAD, `selqa:<article>` for SelQA); `answers` are SQuAD's gold strings
+    (empty for SelQA); `answerable` is False for a group whose answering
+    sentences were removed.
+    """
+
+    id: str
+    question: str
+    sentences: list[str]
+    labels: list[int]
+    article: str
+    dataset: str
+    answers: list[str] = field(default_factory=list)
+    answerable: bool = True
+    title: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def even_dev_positions(squad_dev: Path) -> list[int]:
+    """Positions of the even-numbered SQuAD dev articles (the only ones ever used)."""
+    count = len(json.loads(squad_dev.read_text(encoding="utf-8"))["data"])
+    return list(range(0, count, 2))
+
+
+def _squad_articles(path: Path, keep: list[int] | None) -> list[tuple[int, dict]]:
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    return [(number, article) for number, article in enumerate(data) if keep is None or number in keep]
+
+
+def _paragraph_groups(context: str, qas: list[dict], article: str, dataset: str, title: str) -> list[Group]:
+    spans = sentence_spans(context, 0, len(context))
+    texts = [context[start:end] for start, end in spans]
+    groups = []
+    for item in qas:
+        answers = list(dict.fromkeys(a["text"] for a in item["answers"]))
+        offset = item["answers"][0]["answer_start"]
+        positive = next((i for i, (start, end) in enumerate(spans) if start <= offset < end), None)
+        if positive is None:
+            continue
+        sentences, labels = [], []
+        for number, text in enumerate(texts):
+            if number == positive:
+                sentences.append(text)
+                labels.append(1)
+            elif not holds_answer(text, tuple(answers)):
+                sentences.append(text)
+                labels.append(0)
+        groups.append(Group(item["id"], item["question"], sentences, labels, article, dataset, answers, True, title))
+    return groups
+
+
+def squad_groups(path: Path, keep: list[int] | None, dataset: str, prefix: str = "") -> list[Group]:
+    """Groups of a SQuAD file's paragraphs; `keep` limits it to those article positions."""
+    groups = []
+    for number, article in _squad_articles(path, keep):
+        title = article["title"].replace("_", " ")
+        name = prefix + _seed_name(number, title)
+        for paragraph in article["paragraphs"]:
+            groups += _paragraph_groups(paragraph["context"], paragraph["qas"], name, dataset, title)
+    return groups
+
+
+def _seed_name(number: int, title: str) -> str:
+    # Named as qa.questions names SQuAD articles, so sources match the mining index's.
+    return _file_name(number, title)
+
+
+def selqa_groups(paths: list[Path]) -> list[Group]:
+    """SelQA questions with their section's candidates; `answers` indexes mark the positives."""
+    groups = []
+    for path in paths:
+        for number, row in enumerate(json.loads(path.read_text(encoding="utf-8"))):
+            answers = set(row["answers"])
+            labels = [int(i in answers) for i in range(len(row["candidates"]))]
+            title = f"{row['article']}: {row['section']}"
+            groups.append(
+                Group(
+                    f"{path.stem}:{number}",
+                    row["question"],
+                    list(row["candidates"]),
+                    labels,
+                    f"selqa:{row['article']}",
+                    "selqa",
+                    [],
+                    True,
+                    title,
+                )
+            )
+    return groups
+
+
+def answer_removed(group: Group) -> Group | None:
+    """The group without its answering sentences: nothing in it answers (None if nothing is left)."""
+    kept = [s for s, label in zip(group.sentences, group.labels, strict=True) if not label]
+    if not kept or all(group.labels):
+        return None
+    return Group(
+        group.id + ":removed",
+        group.question,
+        kept,
+        [0] * len(kept),
+        group.article,
+        group.dataset,
+        group.answers,
+        False,
+        group.title,
+    )
+
+
+@dataclass
+class Split:
+    """Which articles are held aside (the rest is trained on)."""
+
+    squad_dev_held: list[int]
+    selqa_held: list[str]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def choose_split(data_dir: Path, seed: int, squad_articles: int = 4, selqa_share: float = 0.15) -> Split:
+    """Held-aside articles, drawn with `seed`: a few even SQuAD dev articles and a share of SelQA's."""
+    rng = random.Random(seed)
+    even = even_dev_positions(data_dir / SQUAD_DEV)
+    held = sorted(rng.sample(even, squad_articles))
+    articles = sorted(
+        {row["article"] for name in SELQA for row in json.loads((data_dir / name).read_text(encoding="utf-8"))}
+    )
+    selqa_held = sorted(rng.sample(articles, round(selqa_share * len(articles))))
+    return Split(held, selqa_held)
+
+
+def load_groups(data_dir: Path, split: Split) -> tuple[list[Group], list[Group]]:
+    """Training and held-aside groups from the allowed data only."""
+    even = even_dev_positions(data_dir / SQUAD_DEV)
+    dev = squad_groups(data_dir / SQUAD_DEV, even, "squad-dev")
+    train = squad_groups(data_dir / SQUAD_TRAIN, None, "squad-train", TRAIN_PREFIX)
+    selqa = selqa_groups([data_dir / name for name in SELQA])
+    held_squad = {
+        _seed_name(n, a["title"].replace("_", " "))
+        for n, a in _squad_articles(data_dir / SQUAD_DEV, split.squad_dev_held)
+    }
+    held_selqa = {f"selqa:{name}" for name in split.selqa_held}
+    held_names = held_squad | held_selqa
+    everything = dev + train + selqa
+    return [g for g in everything if g.article not in held_names], [g for g in everything if g.article in held_names]
+
+
+def mining_corpus(data_dir: Path) -> tuple[dict[str, str], list[EvalQuestion]]:
+    """Seed documents and questions for mining with the fusion: even dev articles and SQuAD train.
+
+    Odd-numbered dev articles are dropped here, before anything is indexed.
+    """
+    documents, questions = load_squad(data_dir / SQUAD_DEV)
+    order = {name: number for number, name in enumerate(documents)}
+    documents = {name: text for name, text in documents.items() if order[name] % 2 == 0}
+    questions = [q for q in questions if q.source in documents]
+    train_documents, train_questions = load_squad(data_dir / SQUAD_TRAIN)
+    documents.update({TRAIN_PREFIX + name: text for name, text in train_documents.items()})
+    questions += [
+        EvalQuestion(q.id, q.question, q.answers, TRAIN_PREFIX + q.source, q.answerable) for q in train_questions
+    ]
+    return documents, questions

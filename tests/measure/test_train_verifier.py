@@ -1,0 +1,108 @@
+"""The verifier's training command, end to end on a few examples, with the real bundled weights.
+
+A few steps on data the test writes: groups, mining over a real index, training,
+checkpoint, ONNX export, int8 quantization, the held-aside report and the
+card. It proves the command works; the shipped model's quality is in its card.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from qa.measure import train_verifier
+from qa.measure.verifier_data import choose_split, load_groups, mining_corpus
+from qa.verify.scorer import Verifier
+
+ODD_MARKER = "Zorblax"  # only in the odd-numbered dev article: it must never be read
+
+
+def _paragraph(subject: str, place: str, year: str) -> dict:
+    context = (
+        f"{subject} is a town in the hills. It was founded in {year} by farmers. "
+        f"Its largest building is the {place}. Many visitors come in summer."
+    )
+    return {
+        "context": context,
+        "qas": [
+            {"id": f"{subject}-year", "question": f"When was {subject} founded?",
+             "answers": [{"text": year, "answer_start": context.index(year)}]},
+            {"id": f"{subject}-place", "question": f"What is the largest building in {subject}?",
+             "answers": [{"text": place, "answer_start": context.index(place)}]},
+        ],
+    }
+
+
+def _squad(titles: list[str]) -> dict:
+    articles = []
+    for number, title in enumerate(titles):
+        articles.append({"title": title, "paragraphs": [
+            _paragraph(f"{title}ville", f"{title} Library", str(1800 + number)),
+            _paragraph(f"{title}burg", f"{title} Tower", str(1900 + number)),
+        ]})
+    return {"version": "1.1", "data": articles}
+
+
+def _selqa(article: str) -> list[dict]:
+    candidates = [f"{article} lies on a river.", f"The mayor of {article} is Ann Lee.", f"{article} has two schools."]
+    return [
+        {"article": article, "section": "Town", "question": f"Who is the mayor of {article}?", "answers": [1],
+         "candidates": candidates, "is_paraphrase": False},
+        {"article": article, "section": "Town", "question": f"How many schools does {article} have?", "answers": [2],
+         "candidates": candidates, "is_paraphrase": True},
+    ]
+
+
+def write_data(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "squad-v1.1-dev.json").write_text(json.dumps(_squad(["Alpha", ODD_MARKER, "Gamma"])), encoding="utf-8")
+    (folder / "squad-v1.1-train-first11.json").write_text(json.dumps(_squad(["Delta"])), encoding="utf-8")
+    (folder / "selqa-ass-dev.json").write_text(json.dumps(_selqa("Eastham") + _selqa("Westham")), encoding="utf-8")
+    (folder / "selqa-ass-test.json").write_text(json.dumps(_selqa("Northam") + _selqa("Southam")), encoding="utf-8")
+    return folder
+
+
+def test_odd_dev_articles_are_never_read(tmp_path: Path) -> None:
+    data = write_data(tmp_path / "data")
+    train, held = load_groups(data, choose_split(data, 0, squad_articles=1))
+    documents, questions = mining_corpus(data)
+    assert train and held
+    assert not any(ODD_MARKER in json.dumps(g.to_dict()) for g in train + held)
+    assert not any(ODD_MARKER in text for text in documents.values())
+    assert not any(ODD_MARKER in q.question for q in questions)
+
+
+def test_a_negative_holding_the_answer_is_left_out(tmp_path: Path) -> None:
+    data = write_data(tmp_path / "data")
+    train, held = load_groups(data, choose_split(data, 0, squad_articles=1))
+    for group in train + held:
+        for sentence, label in zip(group.sentences, group.labels):
+            if label == 0 and group.answers:
+                assert not any(a.lower() in sentence.lower() for a in group.answers)
+
+
+def test_training_command_end_to_end(tmp_path: Path) -> None:
+    data = write_data(tmp_path / "data")
+    work, out = tmp_path / "work", tmp_path / "model"
+    argv = [
+        "--data-dir", str(data), "--work", str(work), "--out", str(out), "--seed", "0",
+        "--max-steps", "4", "--eval-every", "2", "--mine-questions", "6", "--held-questions", "4",
+        "--held-squad-articles", "1", "--latency-calls", "3", "--layers", "1",
+    ]
+    assert train_verifier.main(argv) == 0
+    assert (work / "checkpoint" / "state.json").is_file()
+    assert json.loads((work / "checkpoint" / "state.json").read_text())["step"] == 4
+    verifier = Verifier(out)  # checks the sha256 first
+    scores = verifier.score("When was Alphaville founded?", ["It was founded in 1800 by farmers.", "Many visitors come."])
+    assert scores.logits.shape == (2,) and ((scores.probabilities > 0) & (scores.probabilities < 1)).all()
+    report = json.loads((out / "report.json").read_text())
+    assert report["training"]["steps"] == 4 and report["shipped"] in ("fp32", "int8")
+    assert "--seed 0" in (out / "MODEL_CARD.md").read_text()
+    # The same command again resumes from the finished checkpoint: no further steps.
+    assert train_verifier.main(argv) == 0
+    assert json.loads((out / "report.json").read_text())["training"]["steps"] == 4
