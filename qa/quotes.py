@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from qa.reader.index import Index
 from qa.records import Answer, Hit, Quote
+from qa.search.followup import History
 from qa.search.ranking import Retrieval, search
 
 # Besides the best sentence, quote the other top-k sentences only when their
@@ -55,10 +57,20 @@ def make_quotes(hits: list[Hit]) -> list[Quote]:
 
 
 def answer_question(
-    index: Index, question: str, k: int = 3, min_confidence: float = 0.5, candidates: int = 50
+    index: Index,
+    question: str,
+    k: int = 3,
+    min_confidence: float = 0.5,
+    candidates: int = 50,
+    history: History | None = None,
+    sources: Sequence[str] | str | None = None,
 ) -> Answer:
-    """Quote the sentences that answer the question, or abstain and list related ones; names the build used."""
-    answer = answer_from(question, search(index, question, k=k, candidates=candidates), min_confidence)
+    """Quote the sentences that answer the question, or abstain and list related ones; names the build used.
+
+    `history` and `sources` go to search(): earlier turns and a restriction to some documents.
+    """
+    retrieval = search(index, question, k=k, candidates=candidates, history=history, sources=sources)
+    answer = answer_from(question, retrieval, min_confidence)
     return replace(answer, build=index.path.name)
 
 
