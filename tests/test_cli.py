@@ -167,3 +167,29 @@ def test_python_m_qa_ask_end_to_end(index_dir: str) -> None:
     assert "Grassley" in result.stdout
     assert SEED_NAME in result.stdout and "paragraph" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_chat_keeps_the_history_and_survives_bad_input(
+    index_dir: str, monkeypatch: pytest.MonkeyPatch, capsys: Captured
+) -> None:
+    import io
+
+    monkeypatch.setattr(
+        sys, "stdin", io.StringIO("Who is Derek Scissors?\n?!\nWhere does he work?\n\nWho is Paul Knierim?\n")
+    )
+    code, out, err = run(capsys, "chat", "--index", index_dir)
+    assert code == 0
+    assert_one_line_error(err, "no words")
+    answers = out.strip().split("\n\n")
+    # The follow-up's best sentence (quoted, or the closest passage when the confidence is low) is about Scissors.
+    top = next(line for line in answers[1].splitlines() if line.lstrip().startswith(("[1]", "- ")))
+    assert len(answers) == 2 and "American Enterprise Institute" in top
+    assert "Knierim" not in out  # the empty line ended the chat
+
+
+def test_ask_with_a_source_that_matches_nothing_names_it(index_dir: str, capsys: Captured) -> None:
+    code, _, err = run(capsys, "ask", "Who is Paul Knierim?", "--index", index_dir, "--source", "*.pdf")
+    assert code == 1
+    assert_one_line_error(err, "'*.pdf'")
+    code, out, _ = run(capsys, "ask", "Who is Paul Knierim?", "--index", index_dir, "--source", "senate-*", "--json")
+    assert code == 0 and all(q["source"].startswith("senate-") for q in json.loads(out)["quotes"])
