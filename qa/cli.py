@@ -77,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
         help="SQuAD: score follow-up pairs derived from the even-numbered articles (a follow-up JSONL is detected)",
     )
     evaluate.add_argument(
+        "--latency",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="follow-ups: also time warm answer() with and without history, ROUNDS times over the pairs",
+    )
+    evaluate.add_argument(
         "--standalone",
         action="store_true",
         help="JSONL: also ask each question after an unrelated earlier turn; the figures must not move",
@@ -330,12 +337,20 @@ def _eval_followups(args: argparse.Namespace, settings: Settings) -> int:
         raise qa.QAError(f"{args.file} holds no follow-up pairs")
     with _progress_bar("asking", "pair") as progress:
         figures = followups.evaluate_followups(index, pairs, settings.min_confidence, settings.candidates, progress)
+    if args.latency:
+        figures["latency"] = followups.history_latency(index, pairs, args.latency, settings.candidates)
     if args.json:
         print(json.dumps(figures, indent=2))
-    else:
+        return 0
+    print(
+        f"{figures['pairs']} follow-up pairs: hit@1 alone {figures['hit@1 alone']:.3f}, "
+        f"with history {figures['hit@1 with history']:.3f}"
+    )
+    if args.latency:
+        timed = figures["latency"]
         print(
-            f"{figures['pairs']} follow-up pairs: hit@1 alone {figures['hit@1 alone']:.3f}, "
-            f"with history {figures['hit@1 with history']:.3f}"
+            f"warm answer(), median of {timed['calls each']:.0f} calls each: alone {timed['median ms alone']:.2f} ms, "
+            f"with history {timed['median ms with history']:.2f} ms, added {timed['median added ms']:.2f} ms"
         )
     return 0
 

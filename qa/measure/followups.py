@@ -198,3 +198,30 @@ class _Tally:
             "abstained_answerable": rate(self.answerable_abstained, self.answerable),
             "abstained_unanswerable": rate(self.unanswerable_abstained, self.unanswerable),
         }
+
+
+def history_latency(index: Index, pairs: list[FollowUp], rounds: int = 10, candidates: int = 50) -> dict[str, float]:
+    """Median warm answer() time in ms of each follow-up asked alone and with its first turn, in one run.
+
+    Calls alternate (alone, with history) so that the machine's load falls on both alike.
+    """
+    import statistics
+    import time
+
+    earlier = {p.id: Turn(p.first, answer_question(index, p.first, candidates=candidates)) for p in pairs}
+    for pair in pairs:  # warm: caches, the ONNX session, BM25 structures
+        answer_question(index, pair.question, candidates=candidates, history=[earlier[pair.id]])
+    alone: list[float] = []
+    with_history: list[float] = []
+    for _ in range(rounds):
+        for pair in pairs:
+            for times, history in ((alone, []), (with_history, [earlier[pair.id]])):
+                started = time.perf_counter()
+                answer_question(index, pair.question, candidates=candidates, history=history)
+                times.append(1000 * (time.perf_counter() - started))
+    return {
+        "calls each": float(len(alone)),
+        "median ms alone": statistics.median(alone),
+        "median ms with history": statistics.median(with_history),
+        "median added ms": statistics.median(w - a for w, a in zip(with_history, alone, strict=True)),
+    }

@@ -83,7 +83,16 @@ document.addEventListener("click", async (event) => {
 """
 
 
-def answer(
+def answer(question: str, k: int = 3) -> dict[str, Any]:
+    """The structured answer as JSON: quotes with citations and character offsets, or related passages.
+
+    The `/answer` endpoint keeps these two inputs, so REST callers that send
+    `[question, k]` go on working; `answer_in_conversation` takes sources and history too.
+    """
+    return answer_in_conversation(question, k)
+
+
+def answer_in_conversation(
     question: str, k: int = 3, sources: list[str] | None = None, history: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     """Answer a question with sentences quoted verbatim from the indexed documents, each with its citation.
@@ -129,14 +138,15 @@ def retrieve(
         raise gr.Error(str(error)) from error
 
 
-def _as_json_tool(function: Callable[..., Any]) -> Callable[..., str]:
-    """The function with its result as JSON text, under the same name, signature and docstring (an MCP tool)."""
+def _as_json_tool(function: Callable[..., Any], name: str) -> Callable[..., str]:
+    """The function with its result as JSON text, named `name` (the MCP tool's name), same signature and docstring."""
 
     @functools.wraps(function)
     def tool(*args: Any, **kwargs: Any) -> str:
         return json.dumps(function(*args, **kwargs), ensure_ascii=False)
 
     tool.__annotations__ = {**function.__annotations__, "return": str}
+    tool.__name__ = name
     return tool
 
 
@@ -326,9 +336,10 @@ def build_app(config: AppConfig, live: LiveIndex) -> gr.Blocks:
         gr.api(answer, api_name="answer", api_visibility=visibility, **limits)
         gr.api(retrieve, api_name="retrieve", api_visibility=visibility, **limits)
         gr.api(status, api_name="status", api_visibility=visibility)
+        gr.api(answer_in_conversation, api_name="answer_in_conversation", api_visibility=visibility, **limits)
         if config.mcp:
-            gr.api(_as_json_tool(answer), api_name="answer_json", **limits)
-            gr.api(_as_json_tool(retrieve), api_name="retrieve_json", **limits)
+            gr.api(_as_json_tool(answer_in_conversation, "answer"), api_name="answer_json", **limits)
+            gr.api(_as_json_tool(retrieve, "retrieve"), api_name="retrieve_json", **limits)
     return demo
 
 
