@@ -48,9 +48,11 @@ def mcp_server(tmp_path_factory: pytest.TempPathFactory, qa_cache: Path) -> Iter
 
 async def _session_calls(url: str, calls: list[tuple[str, dict[str, Any]]]) -> tuple[list[Any], list[Any]]:
     from mcp import ClientSession
-    from mcp.client.streamable_http import streamablehttp_client
+    from mcp.client import streamable_http
 
-    async with streamablehttp_client(url + "gradio_api/mcp/") as (read, write, _), ClientSession(read, write) as session:
+    # streamable_http_client is the newer name (mcp >= 1.2x); streamablehttp_client the older, deprecated one.
+    connect = getattr(streamable_http, "streamable_http_client", None) or streamable_http.streamablehttp_client
+    async with connect(url + "gradio_api/mcp/") as (read, write, _), ClientSession(read, write) as session:
         await session.initialize()
         tools = (await session.list_tools()).tools
         results = [await session.call_tool(name, arguments) for name, arguments in calls]
