@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 
-
 def test_the_mcp_server_keeps_the_apps_bind_and_login() -> None:
     from qa.web import chat
     from qa.web import settings as web_settings
