@@ -174,17 +174,14 @@ def test_chat_keeps_the_history_and_survives_bad_input(
 ) -> None:
     import io
 
-    monkeypatch.setattr(
-        sys, "stdin", io.StringIO("Who is Derek Scissors?\n?!\nWhere does he work?\n\nWho is Paul Knierim?\n")
-    )
+    monkeypatch.setattr(sys, "stdin", io.StringIO("How much profit does a fentanyl investment yield?\n?!\nWhat about heroin?\n\nWho is Derek Scissors?\n"))
     code, out, err = run(capsys, "chat", "--index", index_dir)
     assert code == 0
     assert_one_line_error(err, "no words")
     answers = out.strip().split("\n\n")
-    # The follow-up's best sentence (quoted, or the closest passage when the confidence is low) is about Scissors.
-    top = next(line for line in answers[1].splitlines() if line.lstrip().startswith(("[1]", "- ")))
-    assert len(answers) == 2 and "American Enterprise Institute" in top
-    assert "Knierim" not in out  # the empty line ended the chat
+    # The follow-up is quoted from the sentence about heroin's profit, which it never names.
+    assert len(answers) == 2 and "$80,000" in answers[1].splitlines()[0]
+    assert "Scissors" not in out  # the empty line ended the chat
 
 
 def test_ask_with_a_source_that_matches_nothing_names_it(index_dir: str, capsys: Captured) -> None:

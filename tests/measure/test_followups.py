@@ -71,7 +71,7 @@ def test_qa_eval_reports_follow_up_hit_at_1_with_and_without_history(
 ) -> None:
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(
-        '{"id": "a", "first": "Who is Derek Scissors?", "question": "Where does he work?", "answer": "American Enterprise Institute"}\n',
+        '{"id": "a", "first": "How much profit does a fentanyl investment yield?", "question": "What about heroin?", "answer": "$80,000"}\n',
         encoding="utf-8",
     )
     code, out, _ = run(capsys, "eval", str(pairs), "--index", str(seed_index.path.parent), "--json", "--latency", "1")  # type: ignore[attr-defined]

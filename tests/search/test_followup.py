@@ -77,13 +77,16 @@ def test_history_from_json_equals_history_as_records(seed_index: Index) -> None:
 
 
 def test_a_follow_up_is_answered_from_the_sentence_about_the_earlier_subject(seed_index: Index) -> None:
-    first = qa.answer("Who is Derek Scissors?", index=seed_index)
-    alone = qa.retrieve("Where does he work?", k=1, index=seed_index)[0]
-    followed = qa.retrieve(
-        "Where does he work?", k=1, index=seed_index, history=[Turn("Who is Derek Scissors?", first)]
-    )[0]
-    assert "American Enterprise Institute" in followed.text and "American Enterprise Institute" not in alone.text
-    assert seed_index.source_text(followed.source)[followed.start : followed.end] == followed.text
+    first = qa.answer("How much profit does a fentanyl investment yield?", index=seed_index)
+    alone = qa.retrieve("What about heroin?", k=1, index=seed_index)[0]
+    followed = qa.answer(
+        "What about heroin?",
+        index=seed_index,
+        history=[Turn("How much profit does a fentanyl investment yield?", first)],
+    )
+    assert followed.answered and "$80,000" in followed.quotes[0].text and "$80,000" not in alone.text
+    quote = followed.quotes[0]
+    assert seed_index.source_text(quote.source)[quote.start : quote.end] == quote.text
 
 
 def test_a_standalone_question_after_an_unrelated_turn_is_answered_as_alone(seed_index: Index) -> None:
@@ -109,7 +112,7 @@ def test_the_seed_follow_up_set_is_well_formed() -> None:
 def test_follow_up_figures_are_computed(seed_index: Index, tmp_path: Path) -> None:
     from qa.measure.followups import FollowUp, evaluate_followups, load_followups, write_followups
 
-    pairs = [FollowUp("a", "Who is Derek Scissors?", "Where does he work?", ("American Enterprise Institute",))]
+    pairs = [FollowUp("a", "How much profit does a fentanyl investment yield?", "What about heroin?", ("$80,000",))]
     write_followups(pairs, tmp_path / "pairs.jsonl")
     assert load_followups(tmp_path / "pairs.jsonl") == pairs
     figures = evaluate_followups(seed_index, pairs)
