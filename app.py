@@ -1,4 +1,4 @@
-"""The web chat over the seeds: `python app.py [--host H] [--port N] [--allow-rebuild] [--allow-upload] [--examples FILE]`.
+"""The web chat over the seeds: `python app.py [--host H] [--port N] [--allow-rebuild] [--allow-upload] [--examples FILE] [--mcp]`.
 
 The app is qa/web/chat.py, installed with the package (also `python -m qa.web`);
 this file starts it from a checkout.

@@ -16,6 +16,7 @@ from qa.api import (
     retrieve,
 )
 from qa.errors import (
+    BadHistoryError,
     BadQuestionError,
     IndexCorruptError,
     IndexLockedError,
@@ -27,15 +28,17 @@ from qa.errors import (
     RebuildRunning,
     SeedsError,
     SettingsError,
+    SourceNotFoundError,
     UploadRefused,
 )
 from qa.indexing import BuildReport
 from qa.reader.index import Index
 from qa.reader.live import LiveIndex
-from qa.records import Answer, Citation, Hit, Passage, Quote, Sentence
+from qa.records import Answer, Citation, Hit, Passage, Quote, Sentence, Turn
 
 __all__ = [
     "Answer",
+    "BadHistoryError",
     "BadQuestionError",
     "BuildReport",
     "Citation",
@@ -55,6 +58,8 @@ __all__ = [
     "SeedsError",
     "Sentence",
     "SettingsError",
+    "SourceNotFoundError",
+    "Turn",
     "UploadRefused",
     "answer",
     "build_index",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from qa.reader import index as reader
 from qa.reader.index import Index
 from qa.reader.live import LiveIndex
 from qa.records import Answer, Hit
+from qa.search.followup import History
 from qa.search.ranking import search
 from qa.verify.scorer import Verifier, load_verifier
 
@@ -136,19 +138,51 @@ def verifier() -> Verifier | None:
     return load_verifier()
 
 
-def retrieve(question: str, k: int = 5, index: Index | None = None) -> list[Hit]:
-    """Sentence-level hits for the question, best first (reread by the answer verifier unless QA_VERIFIER=off).
+def retrieve(
+    question: str,
+    k: int = 5,
+    index: Index | None = None,
+    history: History | None = None,
+    sources: Sequence[str] | str | None = None,
+) -> list[Hit]:
+    """Sentence-level hits for the question, best first (reread by the answer verifier when QA_VERIFIER=on).
+
+    Args:
+        history: earlier turns of a conversation, oldest first: Turn records or
+            {"question": ..., "answer": Answer.to_dict() or None}. They shape the
+            search of a follow-up ("What does he think?"); a question that stands
+            on its own is searched as if asked alone.
+        sources: keep only these sources: paths as citations show them, or globs over them.
 
     Raises:
-        BadQuestionError: the question is empty or has no words.
+        BadQuestionError: the question is empty or has no words, or the history is malformed.
+        SourceNotFoundError: a source pattern matches no indexed source.
         IndexMissingError: no index and no seeds to build one from.
     """
     chosen = current_settings()
-    return search(index or default_index(), question, k=k, candidates=chosen.candidates, verifier=verifier()).hits
+    found = search(
+        index or default_index(),
+        question,
+        k=k,
+        candidates=chosen.candidates,
+        history=history,
+        sources=sources,
+        verifier=verifier(),
+    )
+    return found.hits
 
 
-def answer(question: str, k: int = 3, index: Index | None = None) -> Answer:
-    """Quoted sentences that answer the question, or `answered=False` ("unsure" or "not_found") with related hits."""
+def answer(
+    question: str,
+    k: int = 3,
+    index: Index | None = None,
+    history: History | None = None,
+    sources: Sequence[str] | str | None = None,
+) -> Answer:
+    """Quoted sentences that answer the question, or `answered=False` ("unsure" or "not_found") with related hits.
+
+    `history` and `sources` are as for retrieve().
+    """
     chosen = current_settings()
     return answer_question(
         index or default_index(),
@@ -157,4 +191,6 @@ def answer(question: str, k: int = 3, index: Index | None = None) -> Answer:
         min_confidence=chosen.min_confidence,
         candidates=chosen.candidates,
         verifier=verifier(),
+        history=history,
+        sources=sources,
     )

@@ -1,4 +1,4 @@
-"""Command line: `python -m qa build|ask|info|eval|bench|loadtest`. The only module that prints."""
+"""Command line: `python -m qa build|ask|chat|info|eval|bench|loadtest`. The only module that prints."""
 
 from __future__ import annotations
 
@@ -32,6 +32,17 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--index", type=Path, help="index folder (default: QA_INDEX or index/)")
     ask.add_argument("--k", type=int, default=3, help="how many sentences to consider (default 3)")
     ask.add_argument("--json", action="store_true", help="print the answer as JSON")
+    ask.add_argument(
+        "--source",
+        action="append",
+        metavar="GLOB",
+        help="answer only from sources matching this path or glob, as citations name them (repeatable)",
+    )
+
+    chat = commands.add_parser("chat", help="ask questions one a line; follow-ups lean on the earlier turns")
+    chat.add_argument("--index", type=Path, help="index folder (default: QA_INDEX or index/)")
+    chat.add_argument("--k", type=int, default=3, help="how many sentences to consider (default 3)")
+    chat.add_argument("--source", action="append", metavar="GLOB", help="answer only from these sources (repeatable)")
 
     info = commands.add_parser("info", help="what is indexed, with which model, and whether it is stale")
     info.add_argument("--index", type=Path, help="index folder (default: QA_INDEX or index/)")
@@ -60,6 +71,23 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--index", type=Path, help="JSONL: index folder (default: QA_INDEX or index/)")
     evaluate.add_argument("--seeds", type=Path, help="JSONL: seeds folder (default: QA_SEEDS or seeds/)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.add_argument(
+        "--followups",
+        action="store_true",
+        help="SQuAD: score follow-up pairs derived from the even-numbered articles (a follow-up JSONL is detected)",
+    )
+    evaluate.add_argument(
+        "--latency",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="follow-ups: also time warm answer() with and without history, ROUNDS times over the pairs",
+    )
+    evaluate.add_argument(
+        "--standalone",
+        action="store_true",
+        help="JSONL: also ask each question after an unrelated earlier turn; the figures must not move",
+    )
 
     bench = commands.add_parser("bench", help="measure latency, build speed and start-up; write BENCHMARKS.md")
     bench.add_argument(
@@ -170,9 +198,47 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
         min_confidence=settings.min_confidence,
         candidates=settings.candidates,
         verifier=qa.api.verifier(),
+        sources=args.source,
     )
     print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if args.json else format_text(result))
     return 0
+
+
+def _chat(args: argparse.Namespace, settings: Settings) -> int:
+    """Read questions from stdin until an empty line or EOF; each answer as `qa ask` prints it."""
+    import qa
+    from qa.quotes import answer_question
+    from qa.records import Turn
+    from qa.render.text import format_text
+
+    if args.k < 1:
+        raise qa.BadQuestionError("--k must be at least 1")
+    index = qa.load_index(settings.index_dir)
+    interactive = sys.stdin.isatty()
+    history: list[Turn] = []
+    while True:
+        if interactive:
+            print("> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line.strip():
+            return 0
+        question = line.rstrip("\n")
+        try:
+            result = answer_question(
+                index,
+                question,
+                k=args.k,
+                min_confidence=settings.min_confidence,
+                candidates=settings.candidates,
+                history=history,
+                sources=args.source,
+            )
+        except QAError as error:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            continue
+        history.append(Turn(question, result))
+        print(format_text(result), flush=True)
+        print(flush=True)
 
 
 def _source_lines(sources: dict[str, SourceEntry]) -> list[str]:
@@ -219,6 +285,8 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise QAError("--limit must be at least 1")
+    if args.followups or (args.file.suffix == ".jsonl" and args.file.is_file() and _is_followup_file(args.file)):
+        return _eval_followups(args, settings)
     retrievers = RETRIEVERS if args.retriever == "all" else (args.retriever,)
     with _progress_bar("embedding", "text") as progress:
         index, questions = evaluate.prepare(
@@ -237,7 +305,66 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
             verifier=qa.api.verifier(),
         )
     print(json.dumps(report.to_dict(), indent=2) if args.json else evaluate.format_table(report))
+    if args.standalone:
+        from qa.measure.followups import standalone_check
+
+        check = standalone_check(index, chosen, settings.min_confidence, settings.candidates)
+        print(json.dumps(check, indent=2) if args.json else _format_standalone(check))
     return 0
+
+
+def _is_followup_file(path: Path) -> bool:
+    from qa.measure.followups import is_followup_file
+
+    return is_followup_file(path)
+
+
+def _eval_followups(args: argparse.Namespace, settings: Settings) -> int:
+    """Follow-up hit@1 with and without history, over a follow-up JSONL or SQuAD's even articles."""
+    import qa
+    from qa.measure import evaluate, followups
+
+    with _progress_bar("embedding", "text") as progress:
+        if evaluate.is_squad(args.file):
+            index, _ = evaluate.prepare(args.file, settings, work=args.work, progress=progress)
+            pairs = followups.derive_squad_followups(args.file)
+        else:
+            index, _ = evaluate.prepare(args.file, settings, work=args.work, progress=progress, read_questions=False)
+            pairs = followups.load_followups(args.file)
+    if args.limit is not None:
+        import random
+
+        random.Random(args.seed).shuffle(pairs)
+        pairs = pairs[: args.limit]
+    if not pairs:
+        raise qa.QAError(f"{args.file} holds no follow-up pairs")
+    with _progress_bar("asking", "pair") as progress:
+        figures = followups.evaluate_followups(index, pairs, settings.min_confidence, settings.candidates, progress)
+    if args.latency:
+        figures["latency"] = followups.history_latency(index, pairs, args.latency, settings.candidates)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    print(
+        f"{figures['pairs']} follow-up pairs: hit@1 alone {figures['hit@1 alone']:.3f}, "
+        f"with history {figures['hit@1 with history']:.3f}"
+    )
+    if args.latency:
+        timed = figures["latency"]
+        print(
+            f"warm answer(), median of {timed['calls each']:.0f} calls each: alone {timed['median ms alone']:.2f} ms, "
+            f"with history {timed['median ms with history']:.2f} ms, added {timed['median added ms']:.2f} ms"
+        )
+    return 0
+
+
+def _format_standalone(check: dict) -> str:
+    lines = [f"standalone check: {check['questions']} questions, {check['changed']} with other top hits or answers"]
+    for name in ("alone", "after an unrelated turn"):
+        figures = check[name]
+        shown = ", ".join(f"{key} {'n/a' if value is None else f'{value:.3f}'}" for key, value in figures.items())
+        lines.append(f"  {name}: {shown}")
+    return "\n".join(lines)
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -340,7 +467,15 @@ def main(argv: list[str] | None = None) -> int:
     # cannot read is reported once, by the build, as skipped.
     for noisy in ("pypdf", "trafilatura"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    handlers = {"build": _build, "ask": _ask, "info": _info, "eval": _eval, "bench": _bench, "loadtest": _loadtest}
+    handlers = {
+        "build": _build,
+        "ask": _ask,
+        "chat": _chat,
+        "info": _info,
+        "eval": _eval,
+        "bench": _bench,
+        "loadtest": _loadtest,
+    }
     try:
         return handlers[args.command](args, _settings(args))
     except QAError as error:

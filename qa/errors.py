@@ -11,6 +11,14 @@ class BadQuestionError(QAError):
     """The question is empty or has nothing to search for."""
 
 
+class SourceNotFoundError(QAError):
+    """A source pattern given to restrict a question matches no indexed source."""
+
+
+class BadHistoryError(BadQuestionError):
+    """The conversation history given with a question is not a list of earlier turns."""
+
+
 class IndexMissingError(QAError):
     """No index exists where one was expected."""
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from qa.reader.index import Index
 from qa.records import Answer, Hit, Quote
+from qa.search.followup import History
 from qa.search.ranking import Retrieval, search
 from qa.verify.rerank import PairScorer
 
@@ -71,9 +73,14 @@ def answer_question(
     min_confidence: float = 0.5,
     candidates: int = 50,
     verifier: PairScorer | None = None,
+    history: History | None = None,
+    sources: Sequence[str] | str | None = None,
 ) -> Answer:
-    """Quote the sentences that answer the question, or abstain and list related ones; names the build used."""
-    retrieval = search(index, question, k=k, candidates=candidates, verifier=verifier)
+    """Quote the sentences that answer the question, or abstain and list related ones; names the build used.
+
+    `history` and `sources` go to search(): earlier turns and a restriction to some documents.
+    """
+    retrieval = search(index, question, k=k, candidates=candidates, history=history, sources=sources, verifier=verifier)
     answer = answer_from(question, retrieval, min_confidence)
     return replace(answer, build=index.path.name)
 

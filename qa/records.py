@@ -258,6 +258,21 @@ class Answer(_Record):
 
 
 @dataclass(frozen=True)
+class Turn(_Record):
+    """An earlier turn of a conversation: the question asked and the answer it got (None when unknown).
+
+    History only shapes how a follow-up is searched (qa/search/followup.py);
+    the follow-up's answer is still quoted from the sources.
+    """
+
+    question: str
+    answer: Answer | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"question": self.question, "answer": self.answer.to_dict() if self.answer else None}
+
+
+@dataclass(frozen=True)
 class SkippedFile:
     """A seed file that was not indexed, and why; sha256 of its bytes when they could be read.
 

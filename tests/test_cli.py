@@ -168,3 +168,26 @@ def test_python_m_qa_ask_end_to_end(index_dir: str) -> None:
     assert "Grassley" in result.stdout
     assert SEED_NAME in result.stdout and "paragraph" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_chat_keeps_the_history_and_survives_bad_input(
+    index_dir: str, monkeypatch: pytest.MonkeyPatch, capsys: Captured
+) -> None:
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("How much profit does a fentanyl investment yield?\n?!\nWhat about heroin?\n\nWho is Derek Scissors?\n"))
+    code, out, err = run(capsys, "chat", "--index", index_dir)
+    assert code == 0
+    assert_one_line_error(err, "no words")
+    answers = out.strip().split("\n\n")
+    # The follow-up is quoted from the sentence about heroin's profit, which it never names.
+    assert len(answers) == 2 and "$80,000" in answers[1].splitlines()[0]
+    assert "Scissors" not in out  # the empty line ended the chat
+
+
+def test_ask_with_a_source_that_matches_nothing_names_it(index_dir: str, capsys: Captured) -> None:
+    code, _, err = run(capsys, "ask", "Who is Paul Knierim?", "--index", index_dir, "--source", "*.pdf")
+    assert code == 1
+    assert_one_line_error(err, "'*.pdf'")
+    code, out, _ = run(capsys, "ask", "Who is Paul Knierim?", "--index", index_dir, "--source", "senate-*", "--json")
+    assert code == 0 and all(q["source"].startswith("senate-") for q in json.loads(out)["quotes"])

@@ -58,6 +58,7 @@ def prepare(
     work: Path,
     articles: str = "all",
     progress: Callable[[int, int], None] | None = None,
+    read_questions: bool = True,
 ) -> tuple[Index, list[EvalQuestion]]:
     """The index to ask and the questions.
 
@@ -65,7 +66,8 @@ def prepare(
     `work/seeds`, indexed (and cached) in `work/index`; `articles` keeps the
     questions of "even"- or "odd"-numbered articles only, while the corpus
     stays whole. A JSONL file asks the index at settings (built from the
-    seeds if there is none yet).
+    seeds if there is none yet); `read_questions=False` skips reading it as
+    ordinary questions (a follow-up set has its own reader).
     """
     import qa
 
@@ -80,12 +82,12 @@ def prepare(
             parity = 0 if articles == "even" else 1
             questions = [q for q in questions if order[q.source] % 2 == parity]
         return index, questions
-    questions = load_jsonl(path)
+    asked = load_jsonl(path) if read_questions else []
     try:
         index = qa.load_index(settings.index_dir)
     except IndexMissingError:
         index = qa.build_index(settings.seeds_dir, settings.index_dir, progress=progress)
-    return index, questions
+    return index, asked
 
 
 def _rate(part: int, whole: int) -> float | None:

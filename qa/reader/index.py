@@ -100,13 +100,23 @@ class Index:
     def passage_keys(self) -> np.ndarray:
         return record_keys(self.passages)
 
-    def source_mask(self, exclude_source: str | None = None) -> np.ndarray:
-        """True for each sentence row outside `exclude_source`."""
-        return _mask([s.source for s in self.sentences], exclude_source)
+    @cached_property
+    def sentence_sources(self) -> np.ndarray:
+        """Each sentence row's source, as an array (masks compare it in one step)."""
+        return np.asarray([s.source for s in self.sentences], dtype=object)
 
-    def passage_mask(self, exclude_source: str | None = None) -> np.ndarray:
-        """True for each passage row outside `exclude_source`."""
-        return _mask([p.source for p in self.passages], exclude_source)
+    @cached_property
+    def passage_sources(self) -> np.ndarray:
+        """Each passage row's source, as an array."""
+        return np.asarray([p.source for p in self.passages], dtype=object)
+
+    def source_mask(self, exclude_source: str | None = None, only: frozenset[str] | None = None) -> np.ndarray:
+        """True for each sentence row outside `exclude_source` and, when given, inside the sources `only`."""
+        return _mask(self.sentence_sources, exclude_source, only)
+
+    def passage_mask(self, exclude_source: str | None = None, only: frozenset[str] | None = None) -> np.ndarray:
+        """True for each passage row outside `exclude_source` and, when given, inside the sources `only`."""
+        return _mask(self.passage_sources, exclude_source, only)
 
     @cached_property
     def passage_row_by_key(self) -> dict[int, int]:
@@ -165,12 +175,15 @@ def describe_stale(stale: dict[str, list[str]]) -> str:
     return "; ".join(f"{kind}: {', '.join(names)}" for kind, names in stale.items() if names)
 
 
-def _mask(sources: list[str], exclude_source: str | None) -> np.ndarray:
-    # Hiding a source happens only in calibration; a search hides nothing and
-    # gets an all-True mask without comparing every row.
-    if exclude_source is None:
-        return np.ones(len(sources), dtype=bool)
-    return np.asarray([source != exclude_source for source in sources], dtype=bool)
+def _mask(sources: np.ndarray, exclude_source: str | None, only: frozenset[str] | None) -> np.ndarray:
+    # Hiding a source happens only in calibration and a restriction only when
+    # asked for; an ordinary search gets an all-True mask without comparing every row.
+    allowed = np.ones(len(sources), dtype=bool)
+    if only is not None:
+        allowed &= np.isin(sources, list(only))
+    if exclude_source is not None:
+        allowed &= sources != exclude_source
+    return allowed
 
 
 def load_index(index_dir: Path, encoder: Encoder) -> Index:

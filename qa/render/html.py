@@ -92,6 +92,14 @@ def render_answer(answer: Answer, show_scores: bool = False) -> str:
     return f'<div class="qa-answer">{body}{confidence}{_notes(answer)}</div>'
 
 
+def render_copy(markdown: str) -> str:
+    """A "Copy as Markdown" button and the Markdown it copies (hidden; escaped; the page's script copies it)."""
+    return (
+        '<div class="qa-copyable"><button type="button" class="qa-copy">Copy as Markdown</button>'
+        f'<pre class="qa-markdown" hidden>{escape(markdown)}</pre></div>'
+    )
+
+
 def render_error(message: str) -> str:
     """A library error as a plain chat message."""
     return f'<p class="qa-error">{escape(message)}</p>'

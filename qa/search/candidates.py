@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qa.reader.index import Index
+from qa.search.followup import Carry, repeat_penalty
 
 # Sentences of this many best paragraphs (by each retriever) join the
 # candidates, so a sentence that only makes sense in its paragraph can win.
@@ -42,18 +43,29 @@ class Candidates:
     lexical_raw: np.ndarray  # sentence BM25 as computed
     dense_ranking: np.ndarray  # sentence rows, best first, as dense search returned them
     lexical_ranking: np.ndarray  # sentence rows, best first, by BM25
+    penalty: np.ndarray | None = None  # fused-score penalty per candidate (a follow-up's already quoted sentences)
 
 
 def gather_candidates(
-    index: Index, query: np.ndarray, tokens: list[str], candidates: int, exclude_source: str | None = None
+    index: Index,
+    query: np.ndarray,
+    tokens: list[str],
+    candidates: int,
+    exclude_source: str | None = None,
+    only: frozenset[str] | None = None,
+    carry: Carry | None = None,
 ) -> Candidates:
     """The union of dense, BM25 and best-paragraph candidates, with every signal for each.
 
     `exclude_source` hides one document, as if it were not indexed (used to
-    calibrate how confident the best answer from other documents looks).
+    calibrate how confident the best answer from other documents looks);
+    `only` keeps the sources named (qa/search/scope.py), every other one
+    hidden the same way. `carry` is what earlier turns lend a follow-up
+    (qa/search/followup.py): weighted BM25 tokens and the previous answer's paragraphs.
     """
-    allowed = index.source_mask(exclude_source)
-    passage_allowed = index.passage_mask(exclude_source)
+    allowed = index.source_mask(exclude_source, only)
+    passage_allowed = index.passage_mask(exclude_source, only)
+    carried = carry.weights if carry else {}
     hidden = len(allowed) - int(allowed.sum())
     _, dense_keys = index.sentence_store.search(query, candidates + hidden)
     dense_rows = np.asarray([index.sentence_row[int(key)] for key in dense_keys], dtype=np.int64)
@@ -63,15 +75,16 @@ def gather_candidates(
         list(dict.fromkeys(index.window_sentence_row[int(key)] for key in window_keys)), dtype=np.int64
     )
     window_rows = window_rows[allowed[window_rows]][:candidates] if window_rows.size else window_rows
-    lexical_all = index.sentence_lexical.scores(tokens) * allowed
+    lexical_all = index.sentence_lexical.weighted_scores(tokens, carried) * allowed
     lexical_rows = top_rows(lexical_all, candidates)
 
-    passage_lexical_all = max_normalize(index.passage_lexical.scores(tokens) * passage_allowed)
+    passage_lexical_all = max_normalize(index.passage_lexical.weighted_scores(tokens, carried) * passage_allowed)
     passage_hidden = len(passage_allowed) - int(passage_allowed.sum())
     _, passage_keys = index.passage_store.search(query, _PASSAGE_CANDIDATES + passage_hidden)
     best_passages = [index.passage_row_by_key[int(key)] for key in passage_keys]
     best_passages = [row for row in best_passages if passage_allowed[row]][:_PASSAGE_CANDIDATES]
     best_passages += [int(row) for row in top_rows(passage_lexical_all, _PASSAGE_CANDIDATES)]
+    best_passages += [row for row in (carry.focus_passages if carry else ()) if passage_allowed[row]]
     from_passages = [row for passage in set(best_passages) for row in index.passage_sentence_rows[passage]]
 
     rows = np.unique(np.concatenate([dense_rows, lexical_rows, window_rows, np.asarray(from_passages, dtype=np.int64)]))
@@ -87,11 +100,12 @@ def gather_candidates(
         passage_dense=(index.passage_store.vectors(index.passage_keys[unique_passages]) @ query)[inverse],
         passage_lexical=passage_lexical_all[own_passages],
         coverage=index.sentence_lexical.coverages(
-            tokens, [index.sentence_lexical.token_sets[row] for row in rows.tolist()]
+            tokens, [index.sentence_lexical.token_sets[row] for row in rows.tolist()], carried
         ),
         lexical_raw=lexical_all[rows],
         dense_ranking=dense_rows,
         lexical_ranking=lexical_rows,
+        penalty=repeat_penalty(rows, carry),
     )
 
 

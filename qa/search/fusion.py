@@ -62,8 +62,8 @@ def fuse(
 
 
 def fused_scores(found: Candidates, weights: FusionWeights) -> np.ndarray:
-    """The fused score of every candidate."""
-    return fuse(
+    """The fused score of every candidate, less any follow-up penalty (qa/search/followup.py)."""
+    fused = fuse(
         found.dense,
         found.lexical,
         found.passage_dense,
@@ -72,6 +72,7 @@ def fused_scores(found: Candidates, weights: FusionWeights) -> np.ndarray:
         found.dense_window,
         weights,
     )
+    return fused if found.penalty is None else fused - found.penalty
 
 
 def reciprocal_rank_fusion(found: Candidates, k: int = 60) -> np.ndarray:

@@ -47,10 +47,14 @@ def prepare_question(question: object) -> tuple[str, list[str]]:
     return cleaned, notes
 
 
-def encode_question(index: Index, question: object) -> tuple[np.ndarray, list[str], list[str]]:
-    """The question's vector, BM25 tokens and notes about how it was shortened."""
+def encode_question(index: Index, question: object, prefix: str = "") -> tuple[np.ndarray, list[str], list[str]]:
+    """The question's vector, BM25 tokens and notes about how it was shortened.
+
+    `prefix` (earlier questions of a conversation, for a follow-up) is embedded
+    in front of the question; the BM25 tokens are the question's own.
+    """
     text, notes = prepare_question(question)
-    query, shortened = index.encoder.encode_query(text)
+    query, shortened = index.encoder.encode_query(f"{prefix} {text}" if prefix else text)
     if shortened:
         notes.append(
             f"The question is longer than the model reads; it was embedded from its first "

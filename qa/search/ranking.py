@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,8 +12,10 @@ from qa.reader.index import Index
 from qa.records import Hit
 from qa.search.candidates import Candidates, gather_candidates
 from qa.search.confidence import confidence, confidence_features
+from qa.search.followup import History, blend, carry_over, parse_history
 from qa.search.fusion import FusionWeights, fused_scores, retriever_scores
-from qa.search.question import encode_question
+from qa.search.question import encode_question, prepare_question
+from qa.search.scope import resolve_sources
 from qa.verify.rerank import PairScorer, rerank
 
 
@@ -100,18 +103,36 @@ def search(
     candidates: int = 50,
     weights: FusionWeights | None = None,
     verifier: PairScorer | None = None,
+    history: History | None = None,
+    sources: Sequence[str] | str | None = None,
 ) -> Retrieval:
     """The k best sentences for the question: fused from dense and BM25 evidence, reread by the verifier if given.
 
+    `history` (earlier turns, qa/search/followup.py) shapes the search of a
+    follow-up; `sources` (paths or globs, qa/search/scope.py) keeps only those documents.
+
     Raises:
-        BadQuestionError: the question is empty or has no words, or k < 1.
+        BadQuestionError: the question is empty or has no words, k < 1, or the history is malformed.
+        SourceNotFoundError: a source pattern matches no indexed source.
     """
     if not isinstance(k, int) or k < 1:
         raise BadQuestionError("k must be a whole number of at least 1")
-    query, tokens, notes = encode_question(index, question)
+    turns = parse_history(history)
+    only = resolve_sources(index.sources, sources)
+    carry = carry_over(index, prepare_question(question)[0], turns) if turns else None
+    query, tokens, notes = encode_question(index, question, carry.prefix if carry else "")
     if not index.sentences:
         return Retrieval([], 0.0, notes)
-    found = gather_candidates(index, query, tokens, candidates)
-    retrieval = rank(index, found, tokens, k, weights=weights, question=question, verifier=verifier)
+    found = gather_candidates(index, blend(query, carry), tokens, candidates, only=only, carry=carry)
+    # The confidence weighs the carried words too: "What does he think?" is about whoever "he" was.
+    retrieval = rank(
+        index,
+        found,
+        [*tokens, *(carry.weights if carry else ())],
+        k,
+        weights=weights,
+        question=question,
+        verifier=verifier,
+    )
     retrieval.notes = notes
     return retrieval

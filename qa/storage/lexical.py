@@ -107,14 +107,28 @@ class LexicalIndex:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._bm25.get_scores(known), dtype=np.float32)
 
+    def weighted_scores(self, query_tokens: list[str], carried: dict[str, float]) -> np.ndarray:
+        """BM25 of the query tokens plus each carried token's BM25 times its weight (a follow-up's earlier words)."""
+        total = self.scores(query_tokens)
+        for weight in sorted(set(carried.values())):
+            total = total + weight * self.scores([token for token, w in carried.items() if w == weight])
+        return total
+
     def idf(self, token: str) -> float:
         """Inverse document frequency as BM25 weighs it; an unseen token weighs the most."""
         frequency = self._document_frequency.get(token, 0)
         return math.log(1 + (self.size - frequency + 0.5) / (frequency + 0.5))
 
-    def coverages(self, query_tokens: list[str], token_sets: list[frozenset[str]]) -> np.ndarray:
-        """For each token set, the share of the query's IDF weight whose terms it holds (0 to 1)."""
+    def coverages(
+        self, query_tokens: list[str], token_sets: list[frozenset[str]], carried: dict[str, float] | None = None
+    ) -> np.ndarray:
+        """For each token set, the share of the query's IDF weight whose terms it holds (0 to 1).
+
+        `carried` tokens (a follow-up's earlier words) count with their IDF times their weight.
+        """
         weights = {token: self.idf(token) for token in set(query_tokens)}
+        for token, weight in (carried or {}).items():
+            weights.setdefault(token, weight * self.idf(token))
         total = sum(weights.values())
         if not total:
             return np.zeros(len(token_sets), dtype=np.float32)

@@ -15,7 +15,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import functools
 import hmac
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -28,12 +30,14 @@ import qa
 from qa.reader.live import LiveIndex
 from qa.render.html import (
     render_answer,
+    render_copy,
     render_error,
     render_header,
     render_question,
     render_status,
     render_uploads,
 )
+from qa.render.markdown import render_markdown
 from qa.web.settings import AppConfig, parse_config
 from qa.web.uploads import allowed_suffixes, save_uploads
 
@@ -56,17 +60,100 @@ CSS = """
 .qa-answer .qa-context { margin: 0.4em 0 0.6em 1em; }
 .qa-stale, .qa-refused, .qa-error { color: #b3261e; }
 .qa-answer blockquote.qa-closest { border-left-color: #c9a227; color: #555; }
+.qa-copy { font-size: 0.85em; padding: 0.1em 0.6em; border: 1px solid #999; border-radius: 4px; cursor: pointer; }
+"""
+
+# One listener for every answer's copy button: the chat's HTML is sanitised
+# (no inline handlers), so the page's script copies the hidden Markdown beside
+# the button that was clicked.
+COPY_SCRIPT = """
+<script>
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest && event.target.closest(".qa-copy");
+  if (!button) return;
+  const markdown = button.parentElement.querySelector(".qa-markdown").textContent;
+  try {
+    await navigator.clipboard.writeText(markdown);
+    button.textContent = "Copied";
+  } catch (error) {
+    button.textContent = "Copy failed: " + error;
+  }
+  button.dataset.copied = markdown;
+});
+</script>
 """
 
 
 def answer(question: str, k: int = 3) -> dict[str, Any]:
-    """The structured answer as JSON: quotes with citations and character offsets, or related passages."""
-    if not 1 <= k <= MAX_K:
-        raise gr.Error(f"k must be from 1 to {MAX_K}: how many sentences to consider")
+    """The structured answer as JSON: quotes with citations and character offsets, or related passages.
+
+    The `/answer` endpoint keeps these two inputs, so REST callers that send
+    `[question, k]` go on working; `answer_in_conversation` takes sources and history too.
+    """
+    return answer_in_conversation(question, k)
+
+
+def answer_in_conversation(
+    question: str, k: int = 3, sources: list[str] | None = None, history: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Answer a question with sentences quoted verbatim from the indexed documents, each with its citation.
+
+    Nothing is generated: every quote is source_text[start:end] of its source.
+    When the documents do not answer, "answered" is false and "related" lists
+    the closest sentences.
+
+    Args:
+        question: the question, in plain words.
+        k: how many top sentences to consider quoting (1 to 50; default 3).
+        sources: answer only from these documents: paths as citations name them, or globs such as "*.pdf".
+        history: earlier turns, oldest first, each {"question": text, "answer": the answer object it got, or null}; lets a follow-up say "he" or "that agency".
+
+    Returns:
+        {"question", "answered", "confidence", "quotes": [{"text", "source", "start", "end", "section", "paragraph", "line", "page", "score", "citation", ...}], "related": [...], "notes", "build"}
+    """
+    _check_k(k)
     try:
-        return qa.answer(question, k=k).to_dict()
+        return qa.answer(question, k=k, sources=sources or None, history=history or None).to_dict()
     except qa.QAError as error:
         raise gr.Error(str(error)) from error
+
+
+def retrieve(
+    question: str, k: int = 5, sources: list[str] | None = None, history: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The sentences of the indexed documents that best match a question, best first, each with its citation.
+
+    Args:
+        question: the question, in plain words.
+        k: how many sentences to return (1 to 50; default 5).
+        sources: search only these documents: paths as citations name them, or globs such as "*.pdf".
+        history: earlier turns, oldest first, each {"question": text, "answer": the answer object it got, or null}.
+
+    Returns:
+        A list of {"text", "source", "start", "end", "section", "paragraph", "line", "page", "score", "citation", "dense_rank", "lexical_rank", "context", "context_start"}.
+    """
+    _check_k(k)
+    try:
+        return [hit.to_dict() for hit in qa.retrieve(question, k=k, sources=sources or None, history=history or None)]
+    except qa.QAError as error:
+        raise gr.Error(str(error)) from error
+
+
+def _as_json_tool(function: Callable[..., Any], name: str) -> Callable[..., str]:
+    """The function with its result as JSON text, named `name` (the MCP tool's name), same signature and docstring."""
+
+    @functools.wraps(function)
+    def tool(*args: Any, **kwargs: Any) -> str:
+        return json.dumps(function(*args, **kwargs), ensure_ascii=False)
+
+    tool.__annotations__ = {**function.__annotations__, "return": str}
+    tool.__name__ = name
+    return tool
+
+
+def _check_k(k: int) -> None:
+    if not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise gr.Error(f"k must be from 1 to {MAX_K}: how many sentences to consider")
 
 
 def status() -> dict[str, Any]:
@@ -77,18 +164,40 @@ def status() -> dict[str, Any]:
         raise gr.Error(str(error)) from error
 
 
-def respond(question: str, history: list[dict[str, Any]], show_scores: bool) -> tuple[str, list[dict[str, Any]]]:
-    """Append the question and its rendered answer (or the error, as a message) to the chat."""
+Messages = list[dict[str, Any]]
+Turns = list[dict[str, Any]]
+
+
+def respond(
+    question: str, messages: Messages, show_scores: bool, turns: Turns | None = None, sources: list[str] | None = None
+) -> tuple[str, Messages, Turns]:
+    """Append the question and its rendered answer (or the error, as a message) to the chat.
+
+    `turns` is the conversation so far as the answer API takes it (a
+    follow-up leans on it); `sources` the documents picked, none for all.
+    """
+    turns = list(turns or [])
     try:
-        reply = render_answer(qa.answer(question), show_scores)
+        result = qa.answer(question, history=turns, sources=sources or None)
+        reply = render_answer(result, show_scores) + render_copy(render_markdown(result))
+        turns.append({"question": question, "answer": result.to_dict()})
     except qa.QAError as error:
         reply = render_error(str(error))
     asked = {"role": "user", "content": render_question(question)}
-    return "", [*history, asked, {"role": "assistant", "content": reply}]
+    return "", [*messages, asked, {"role": "assistant", "content": reply}], turns
 
 
-def respond_example(history: list[dict[str, Any]], show_scores: bool, event: gr.SelectData) -> Any:
-    return respond(event.value["text"], history, show_scores)
+def respond_example(
+    messages: Messages, show_scores: bool, turns: Turns, sources: list[str] | None, event: gr.SelectData
+) -> Any:
+    return respond(event.value["text"], messages, show_scores, turns, sources)
+
+
+def _source_choices(live: LiveIndex) -> list[str]:
+    try:
+        return sorted(live.current().sources)
+    except qa.QAError:
+        return []
 
 
 def _password_check(password: str) -> Callable[[str, str], bool]:
@@ -133,7 +242,9 @@ def _index_panel(config: AppConfig, live: LiveIndex, header: gr.HTML) -> None:
                 outcomes = save_uploads(live.seeds_dir, named, config.max_upload_bytes)
                 return render_uploads(outcomes), _header(live), None
 
-            add.click(upload, files, [status, header, files], api_name="upload")
+            add.click(
+                upload, files, [status, header, files], api_name="upload", api_visibility=_admin_visibility(config)
+            )
         rebuild_button = gr.Button("Rebuild index", variant="primary")
 
         # Gradio finds the progress tracker by this default; it is never shared between calls.
@@ -150,7 +261,17 @@ def _index_panel(config: AppConfig, live: LiveIndex, header: gr.HTML) -> None:
             done = f"Rebuilt: {counts.sources} documents, {counts.sentences} sentences; answers now use it."
             return render_status(done), _header(live)
 
-        rebuild_button.click(rebuild, None, [status, header], api_name="rebuild")
+        rebuild_button.click(
+            rebuild, None, [status, header], api_name="rebuild", api_visibility=_admin_visibility(config)
+        )
+
+
+def _admin_visibility(config: AppConfig) -> Any:
+    """Endpoints that are no MCP tool when the MCP server is on: still callable by clients, not listed.
+
+    An agent may ask (answer, retrieve); it may not upload or rebuild.
+    """
+    return "undocumented" if config.mcp else "public"
 
 
 def build_app(config: AppConfig, live: LiveIndex) -> gr.Blocks:
@@ -166,19 +287,28 @@ def build_app(config: AppConfig, live: LiveIndex) -> gr.Blocks:
             height=560,
         )
         question = gr.Textbox(placeholder="Ask a question about the sources", show_label=False, submit_btn="Ask")
+        picker = gr.Dropdown(
+            choices=_source_choices(live),
+            multiselect=True,
+            label="Answer only from these documents (none picked: all)",
+            elem_classes="qa-picker",
+        )
         show_scores = gr.Checkbox(label="Show scores (dense rank, BM25 rank, final score)", value=False)
+        # The conversation as the answer API takes it: questions and their answers, for follow-ups.
+        turns = gr.State([])
+        chatbot.clear(lambda: [], None, turns, api_visibility="undocumented")
         question.submit(
             respond,
-            [question, chatbot, show_scores],
-            [question, chatbot],
+            [question, chatbot, show_scores, turns, picker],
+            [question, chatbot, turns],
             api_visibility="undocumented",
             concurrency_limit=ANSWER_CONCURRENCY,
             concurrency_id="answer",
         )
         chatbot.example_select(
             respond_example,
-            [chatbot, show_scores],
-            [question, chatbot],
+            [chatbot, show_scores, turns, picker],
+            [question, chatbot, turns],
             api_visibility="undocumented",
             concurrency_limit=ANSWER_CONCURRENCY,
             concurrency_id="answer",
@@ -188,6 +318,8 @@ def build_app(config: AppConfig, live: LiveIndex) -> gr.Blocks:
         # Another process may rebuild the index: the header follows the build answers come from.
         shown = gr.State(None)
         demo.load(lambda: _refresh_header(live, None), None, [header, shown], api_visibility="undocumented")
+        # The picker lists the documents of the build answers come from when the page opens.
+        demo.load(lambda: gr.update(choices=_source_choices(live)), None, picker, api_visibility="undocumented")
         gr.Timer(HEADER_REFRESH_SECONDS).tick(
             lambda current: _refresh_header(live, current),
             shown,
@@ -196,8 +328,19 @@ def build_app(config: AppConfig, live: LiveIndex) -> gr.Blocks:
             show_progress="hidden",
             queue=False,
         )
-        gr.api(answer, api_name="answer", concurrency_limit=ANSWER_CONCURRENCY, concurrency_id="answer")
-        gr.api(status, api_name="status")
+        # With the MCP server on, every public endpoint is a tool. Gradio turns a
+        # dict result into its Python repr there, so the tools are twins that
+        # return JSON text; the dict endpoints and status stay callable by
+        # clients, out of the tool list.
+        visibility = _admin_visibility(config)
+        limits: dict[str, Any] = {"concurrency_limit": ANSWER_CONCURRENCY, "concurrency_id": "answer"}
+        gr.api(answer, api_name="answer", api_visibility=visibility, **limits)
+        gr.api(retrieve, api_name="retrieve", api_visibility=visibility, **limits)
+        gr.api(status, api_name="status", api_visibility=visibility)
+        gr.api(answer_in_conversation, api_name="answer_in_conversation", api_visibility=visibility, **limits)
+        if config.mcp:
+            gr.api(_as_json_tool(answer_in_conversation, "answer"), api_name="answer_json", **limits)
+            gr.api(_as_json_tool(retrieve, "retrieve"), api_name="retrieve_json", **limits)
     return demo
 
 
@@ -237,4 +380,6 @@ def launch_options(config: AppConfig) -> dict[str, Any]:
         # System fonts: the default theme would fetch Google fonts, and there may be no internet.
         "theme": gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]),
         "css": CSS,
+        "head": COPY_SCRIPT,
+        "mcp_server": config.mcp,
     }

@@ -32,6 +32,7 @@ class AppConfig:
     admin_password: str | None
     max_upload_bytes: int
     examples: tuple[str, ...]
+    mcp: bool = False  # serve answer and retrieve as MCP tools too (gradio[mcp])
 
     @property
     def loopback(self) -> bool:
@@ -73,6 +74,12 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         action="store_true",
         default=environ.get("QA_ALLOW_REBUILD", "") == "1",
         help="let users rebuild the index from the seeds folder (QA_ALLOW_REBUILD=1)",
+    )
+    parser.add_argument(
+        "--mcp",
+        action="store_true",
+        default=environ.get("QA_MCP", "") == "1",
+        help="also serve answer and retrieve as MCP tools at /gradio_api/mcp/ (QA_MCP=1)",
     )
     parser.add_argument(
         "--examples",
@@ -118,6 +125,7 @@ def parse_config(argv: list[str] | None = None, environ: Mapping[str, str] | Non
         env.get("QA_ADMIN_PASSWORD") or None,
         max_bytes,
         examples,
+        args.mcp,
     )
     if config.changes_index and not config.admin:
         parser.error(

@@ -304,6 +304,42 @@ def test_browser_shows_quote_citation_and_highlighted_context(page: Any, tmp_pat
     assert (tmp_path / "answer.png").stat().st_size > 0
 
 
+def test_browser_answers_a_follow_up_from_the_right_sentence(page: Any) -> None:
+    _ask(page, "How much profit does a fentanyl investment yield?")
+    answer = _ask(page, "What about heroin?")
+    assert "$80,000" in answer.locator("blockquote").first.inner_text()
+
+
+def test_browser_document_picker_narrows_the_citations(page: Any) -> None:
+    picker = page.locator(".qa-picker input")
+    picker.click()
+    page.get_by_role("option", name=HOSTILE_NAME).click()
+    page.keyboard.press("Escape")
+    answer = _ask(page, SEED_QUESTION)
+    summaries = answer.locator("summary")
+    assert summaries.count() >= 1
+    assert all(HOSTILE_NAME in summaries.nth(n).inner_text() for n in range(summaries.count()))
+    assert SEED_NAME not in answer.inner_text()
+    page.locator(".qa-picker button[aria-label='Clear'], .qa-picker .token-remove").first.click()
+
+
+def test_browser_copies_an_answer_as_markdown(page: Any) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=page.url.rstrip("/"))
+    answer = _ask(page, SEED_QUESTION)
+    answer_message = page.locator(".qa-copy").last
+    answer_message.click()
+    page.wait_for_function("() => [...document.querySelectorAll('.qa-copy')].pop().dataset.copied !== undefined")
+    copied = page.evaluate("() => [...document.querySelectorAll('.qa-copy')].pop().dataset.copied")
+    assert copied.startswith("> ") and "chairman of the Senate Judiciary Committee" in copied
+    assert f"{SEED_NAME.replace('-', chr(92) + '-').replace('.', chr(92) + '.')}" in copied
+    assert answer.locator("blockquote").count() >= 1
+    try:
+        from_clipboard = page.evaluate("() => navigator.clipboard.readText()")
+    except Exception as error:  # noqa: BLE001 - headless chromium may refuse the clipboard; the copied text is checked above
+        pytest.skip(f"the clipboard cannot be read in this browser: {error}")
+    assert from_clipboard == copied
+
+
 def test_browser_show_scores_adds_ranks(page: Any) -> None:
     page.get_by_label("Show scores (dense rank, BM25 rank, final score)").check()
     answer = _ask(page, "Who is Paul Knierim?")

@@ -1,0 +1,227 @@
+"""Follow-up question sets and their figures (`qa eval FILE` on a follow-up set): hit@1 with and without history.
+
+A follow-up pair is a first question and a second that leans on it ("he",
+"that agency"), with the gold answer string of the second. Each pair is
+asked twice: the second question alone, and after the first with the answer
+the system gave it. The standalone check asks ordinary questions after an
+unrelated earlier turn and must give the same figures as asking them alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qa.errors import QAError
+from qa.measure.datasets import EvalQuestion, _file_name, _read_json, _read_text
+from qa.quotes import answer_from, answer_question
+from qa.reader.index import Index
+from qa.records import Turn
+from qa.search.ranking import search
+
+RANK_DEPTH = 10
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A first question, a follow-up leaning on it, and the follow-up's gold answer strings."""
+
+    id: str
+    first: str
+    question: str
+    answers: tuple[str, ...]
+    source: str = ""
+
+
+def is_followup_file(path: Path) -> bool:
+    """True when a JSONL question file holds follow-up pairs (its first row has `first`)."""
+    for line in _read_text(path).splitlines():
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                return False
+            return isinstance(row, dict) and "first" in row
+    return False
+
+
+def load_followups(path: Path) -> list[FollowUp]:
+    """Pairs from JSONL: one object a line with `first`, `question` and `answer` (a string or a list).
+
+    Raises:
+        QAError: a line is not JSON or lacks one of those fields.
+    """
+    pairs = []
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            answer = row["answer"]
+            answers = tuple(answer) if isinstance(answer, list) else (str(answer),)
+            pairs.append(
+                FollowUp(
+                    str(row.get("id", number)), str(row["first"]), str(row["question"]), answers, row.get("source", "")
+                )
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+            raise QAError(f"{path}, line {number}: not a follow-up pair ({error})") from error
+    return pairs
+
+
+def write_followups(pairs: list[FollowUp], path: Path) -> None:
+    """Write pairs as JSONL, the form load_followups reads."""
+    lines = [
+        json.dumps(
+            {"id": p.id, "first": p.first, "question": p.question, "answer": list(p.answers), "source": p.source}
+        )
+        for p in pairs
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# SQuAD pairs: a question whose text names the article's subject is rewritten
+# with a pronoun in its place, and paired with an earlier question about the
+# same paragraph that names the subject too, so the pronoun has something to
+# point at. Only even-numbered articles are used (odd ones are held out).
+_SUBJECT_PRONOUN = "it"
+
+
+def derive_squad_followups(path: Path, per_article: int = 10) -> list[FollowUp]:
+    """Follow-up pairs from the even-numbered articles of a SQuAD v1.1 file.
+
+    For each paragraph, the first question that names the article's title is
+    the first turn, and each later question of that paragraph that names the
+    title becomes a follow-up with the title replaced by "it" (and a leading
+    "the" dropped with it). At most `per_article` pairs per article.
+    """
+    pairs: list[FollowUp] = []
+    for number, article in enumerate(_read_json(path)["data"]):
+        if number % 2:
+            continue  # odd articles are the held-out benchmark
+        title = article["title"].replace("_", " ")
+        source = _file_name(number, title)
+        subject = re.compile(rf"(?:\bthe\s+)?\b{re.escape(title)}\b", re.IGNORECASE)
+        taken = 0
+        for paragraph in article["paragraphs"]:
+            naming = [qa for qa in paragraph["qas"] if subject.search(qa["question"])]
+            for later in naming[1:]:
+                if taken >= per_article:
+                    break
+                answers = tuple(dict.fromkeys(a["text"] for a in later["answers"]))
+                rewritten = subject.sub(_SUBJECT_PRONOUN, later["question"], count=1)
+                pairs.append(FollowUp(later["id"], naming[0]["question"], rewritten, answers, source))
+                taken += 1
+    return pairs
+
+
+def _holds(text: str, answers: tuple[str, ...]) -> bool:
+    lowered = text.lower()
+    return any(answer.lower() in lowered for answer in answers)
+
+
+def _first_hit(index: Index, question: str, answers: tuple[str, ...], history: list[Turn], candidates: int) -> bool:
+    hits = search(index, question, k=RANK_DEPTH, candidates=candidates, history=history).hits
+    return bool(hits) and _holds(hits[0].text, answers)
+
+
+def evaluate_followups(
+    index: Index,
+    pairs: list[FollowUp],
+    min_confidence: float = 0.5,
+    candidates: int = 50,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """hit@1 of each follow-up asked alone and after its first question (with the answer that got)."""
+    alone = with_history = 0
+    for number, pair in enumerate(pairs, start=1):
+        earlier = answer_question(index, pair.first, min_confidence=min_confidence, candidates=candidates)
+        alone += _first_hit(index, pair.question, pair.answers, [], candidates)
+        with_history += _first_hit(index, pair.question, pair.answers, [Turn(pair.first, earlier)], candidates)
+        if progress is not None:
+            progress(number, len(pairs))
+    count = max(len(pairs), 1)
+    return {"pairs": len(pairs), "hit@1 alone": alone / count, "hit@1 with history": with_history / count}
+
+
+def standalone_check(
+    index: Index, questions: list[EvalQuestion], min_confidence: float = 0.5, candidates: int = 50
+) -> dict[str, Any]:
+    """Each question asked alone and after an unrelated earlier turn (the question half the set away).
+
+    Returns hit@1, abstention on answerable and unanswerable questions both
+    ways, and how many questions got different top hits or answers.
+    """
+    figures = {"alone": _Tally(), "after an unrelated turn": _Tally()}
+    changed = 0
+    for number, question in enumerate(questions):
+        other = questions[(number + len(questions) // 2) % len(questions)].question
+        earlier = Turn(other, answer_question(index, other, min_confidence=min_confidence, candidates=candidates))
+        results = []
+        for name, history in (("alone", []), ("after an unrelated turn", [earlier])):
+            retrieval = search(index, question.question, k=3, candidates=candidates, history=history)
+            result = answer_from(question.question, retrieval, min_confidence)
+            figures[name].add(question, result.answered, [hit.text for hit in retrieval.hits])
+            results.append((result.answered, [hit.id for hit in retrieval.hits], retrieval.confidence))
+        changed += results[0] != results[1]
+    return {"questions": len(questions), "changed": changed, **{name: t.figures() for name, t in figures.items()}}
+
+
+@dataclass
+class _Tally:
+    answerable: int = 0
+    hits: int = 0
+    answerable_abstained: int = 0
+    unanswerable: int = 0
+    unanswerable_abstained: int = 0
+
+    def add(self, question: EvalQuestion, answered: bool, texts: list[str]) -> None:
+        """Count one question: its top sentence (the sentence-level hit rule) and whether it was answered."""
+        if question.answerable:
+            self.answerable += 1
+            self.answerable_abstained += not answered
+            self.hits += bool(texts) and _holds(texts[0], question.answers)
+        else:
+            self.unanswerable += 1
+            self.unanswerable_abstained += not answered
+
+    def figures(self) -> dict[str, float | None]:
+        def rate(part: int, whole: int) -> float | None:
+            return part / whole if whole else None
+
+        return {
+            "hit@1": rate(self.hits, self.answerable),
+            "abstained_answerable": rate(self.answerable_abstained, self.answerable),
+            "abstained_unanswerable": rate(self.unanswerable_abstained, self.unanswerable),
+        }
+
+
+def history_latency(index: Index, pairs: list[FollowUp], rounds: int = 10, candidates: int = 50) -> dict[str, float]:
+    """Median warm answer() time in ms of each follow-up asked alone and with its first turn, in one run.
+
+    Calls alternate (alone, with history) so that the machine's load falls on both alike.
+    """
+    import statistics
+    import time
+
+    earlier = {p.id: Turn(p.first, answer_question(index, p.first, candidates=candidates)) for p in pairs}
+    for pair in pairs:  # warm: caches, the ONNX session, BM25 structures
+        answer_question(index, pair.question, candidates=candidates, history=[earlier[pair.id]])
+    alone: list[float] = []
+    with_history: list[float] = []
+    for _ in range(rounds):
+        for pair in pairs:
+            for times, history in ((alone, []), (with_history, [earlier[pair.id]])):
+                started = time.perf_counter()
+                answer_question(index, pair.question, candidates=candidates, history=history)
+                times.append(1000 * (time.perf_counter() - started))
+    return {
+        "calls each": float(len(alone)),
+        "median ms alone": statistics.median(alone),
+        "median ms with history": statistics.median(with_history),
+        "median added ms": statistics.median(w - a for w, a in zip(with_history, alone, strict=True)),
+    }

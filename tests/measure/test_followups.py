@@ -1,0 +1,80 @@
+"""Follow-up sets: SQuAD pairs derived from even articles only, the JSONL reader, and `qa eval` on them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from commands import Captured, run
+
+from qa.errors import QAError
+from qa.measure.followups import FollowUp, derive_squad_followups, is_followup_file, load_followups
+
+
+def _squad(path: Path) -> Path:
+    def question(qid: str, text: str, answer: str) -> dict:
+        return {"id": qid, "question": text, "answers": [{"text": answer, "answer_start": 0}]}
+
+    articles = [
+        {
+            "title": "Super_Bowl_50",
+            "paragraphs": [
+                {
+                    "context": "...",
+                    "qas": [
+                        question("e1", "Who won Super Bowl 50?", "Denver Broncos"),
+                        question("e2", "Where was Super Bowl 50 played?", "Santa Clara"),
+                        question("e3", "Who sang at halftime?", "Coldplay"),
+                    ],
+                }
+            ],
+        },
+        {
+            "title": "Warsaw",
+            "paragraphs": [
+                {
+                    "context": "...",
+                    "qas": [
+                        question("o1", "What is Warsaw?", "capital"),
+                        question("o2", "How old is Warsaw?", "old"),
+                    ],
+                }
+            ],
+        },
+    ]
+    path.write_text(json.dumps({"version": "1.1", "data": articles}), encoding="utf-8")
+    return path
+
+
+def test_squad_pairs_come_from_even_articles_with_the_subject_replaced(tmp_path: Path) -> None:
+    pairs = derive_squad_followups(_squad(tmp_path / "squad.json"))
+    assert pairs == [
+        FollowUp("e2", "Who won Super Bowl 50?", "Where was it played?", ("Santa Clara",), "00-super-bowl-50.txt")
+    ]
+
+
+def test_the_follow_up_reader_refuses_a_row_without_its_first_question(tmp_path: Path) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text(
+        '{"first": "Who is X?", "question": "Where does he work?", "answer": ["A", "B"]}\n', encoding="utf-8"
+    )
+    assert is_followup_file(good) and load_followups(good)[0].answers == ("A", "B")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"first": "Who is X?", "answer": "A"}\n', encoding="utf-8")
+    with pytest.raises(QAError, match="line 1"):
+        load_followups(bad)
+
+
+def test_qa_eval_reports_follow_up_hit_at_1_with_and_without_history(
+    seed_index: object, tmp_path: Path, capsys: Captured
+) -> None:
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        '{"id": "a", "first": "How much profit does a fentanyl investment yield?", "question": "What about heroin?", "answer": "$80,000"}\n',
+        encoding="utf-8",
+    )
+    code, out, _ = run(capsys, "eval", str(pairs), "--index", str(seed_index.path.parent), "--json", "--latency", "1")  # type: ignore[attr-defined]
+    figures = json.loads(out)
+    assert code == 0 and figures["pairs"] == 1 and figures["hit@1 with history"] == 1.0
+    assert figures["latency"]["calls each"] == 1.0

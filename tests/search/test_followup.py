@@ -1,0 +1,119 @@
+"""Follow-up questions: when a question leans on an earlier turn, what the turn lends, and that standalone ones do not move."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+import qa
+from qa.reader.index import Index
+from qa.records import Turn
+from qa.search.followup import parse_history, refers_back
+
+FOLLOWUPS = REPO / "eval" / "followups_seed.jsonl"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What does he think of sanctions?",
+        "Where does she work?",
+        "What about heroin?",
+        "And between 2014 and 2016?",
+        "Who would that help?",
+        "What did he call that?",
+        "What did the agency report?",
+        "Why?",
+    ],
+)
+def test_questions_that_lean_on_an_earlier_turn(question: str) -> None:
+    assert refers_back(question)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Who is Derek Scissors?",
+        "Who warned that lone dealers have taken over from big drug rings?",
+        "Who would gain ammunition if China admitted its role?",
+        "What did Grassley say he wants?",
+        "What does mixing fentanyl into other street drugs do to them?",
+        "Why would sanctions on the whole country be unfair?",
+    ],
+)
+def test_questions_that_stand_on_their_own(question: str) -> None:
+    assert not refers_back(question)
+
+
+@pytest.mark.parametrize(
+    ("history", "says"),
+    [
+        ("Who is he?", "must be a list"),
+        ({"question": "x"}, "must be a list"),
+        ([{"q": "x"}], "history turn 1"),
+        ([{"question": "x", "answer": 3}], "answer object"),
+        ([{"question": "x", "answer": {"quotes": [{"text": "t"}]}}], "a quote needs"),
+    ],
+)
+def test_malformed_history_gets_a_message(seed_index: Index, history: object, says: str) -> None:
+    with pytest.raises(qa.BadHistoryError, match=says):
+        qa.answer("What does he think?", index=seed_index, history=history)  # type: ignore[arg-type]
+    assert issubclass(qa.BadHistoryError, qa.BadQuestionError)
+
+
+def test_history_from_json_equals_history_as_records(seed_index: Index) -> None:
+    first = qa.answer("Who is Derek Scissors?", index=seed_index)
+    as_records = qa.retrieve(
+        "Where does he work?", k=3, index=seed_index, history=[Turn("Who is Derek Scissors?", first)]
+    )
+    from_json = json.loads(json.dumps([{"question": "Who is Derek Scissors?", "answer": first.to_dict()}]))
+    assert [h.id for h in qa.retrieve("Where does he work?", k=3, index=seed_index, history=from_json)] == [
+        h.id for h in as_records
+    ]
+    assert parse_history(from_json)[0].question == "Who is Derek Scissors?"
+
+
+def test_a_follow_up_is_answered_from_the_sentence_about_the_earlier_subject(seed_index: Index) -> None:
+    first = qa.answer("How much profit does a fentanyl investment yield?", index=seed_index)
+    alone = qa.retrieve("What about heroin?", k=1, index=seed_index)[0]
+    followed = qa.answer(
+        "What about heroin?",
+        index=seed_index,
+        history=[Turn("How much profit does a fentanyl investment yield?", first)],
+    )
+    assert followed.answered and "$80,000" in followed.quotes[0].text and "$80,000" not in alone.text
+    quote = followed.quotes[0]
+    assert seed_index.source_text(quote.source)[quote.start : quote.end] == quote.text
+
+
+def test_a_standalone_question_after_an_unrelated_turn_is_answered_as_alone(seed_index: Index) -> None:
+    earlier = Turn("Who is Kirsten Madison?", qa.answer("Who is Kirsten Madison?", index=seed_index))
+    for question in [
+        "Who chairs the Senate Judiciary Committee?",
+        "Where is fentanyl produced?",
+        "Is fentanyl cheaper to make than heroin?",
+    ]:
+        alone = qa.answer(question, index=seed_index)
+        after = qa.answer(question, index=seed_index, history=[earlier])
+        assert after.to_dict() == alone.to_dict()
+
+
+def test_the_seed_follow_up_set_is_well_formed() -> None:
+    rows = [json.loads(line) for line in FOLLOWUPS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    text = (REPO / "seeds" / "senate-caucus-hearing-fentanyl-from-china.txt").read_text(encoding="utf-8").lower()
+    assert len(rows) >= 20 and len({row["id"] for row in rows}) == len(rows)
+    for row in rows:
+        assert row["answer"].lower() in text and refers_back(row["question"]) and not refers_back(row["first"])
+
+
+def test_follow_up_figures_are_computed(seed_index: Index, tmp_path: Path) -> None:
+    from qa.measure.followups import FollowUp, evaluate_followups, load_followups, write_followups
+
+    pairs = [FollowUp("a", "How much profit does a fentanyl investment yield?", "What about heroin?", ("$80,000",))]
+    write_followups(pairs, tmp_path / "pairs.jsonl")
+    assert load_followups(tmp_path / "pairs.jsonl") == pairs
+    figures = evaluate_followups(seed_index, pairs)
+    assert figures == {"pairs": 1, "hit@1 alone": 0.0, "hit@1 with history": 1.0}
