@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 # The only tags render.py writes; anything else that starts with "<" came from text.
-OUR_TAGS = re.compile(r"</?(?:div|p|strong|blockquote|sup|ol|ul|li|details|summary|code|mark|span)(?: [^<>]*)?>")
+OUR_TAGS = re.compile(r"</?(?:div|p|strong|blockquote|sup|ol|ul|li|details|summary|code|mark|span|button|pre)(?: [^<>]*)?>")
 
 
 def text_outside_tags(markup: str) -> str:

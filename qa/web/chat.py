@@ -179,7 +179,9 @@ def respond(
     turns = list(turns or [])
     try:
         result = qa.answer(question, history=turns, sources=sources or None)
-        reply = render_answer(result, show_scores) + render_copy(render_markdown(result))
+        # Only quotes are worth copying: "not found" gets no copy button.
+        copy = render_copy(render_markdown(result)) if result.answered else ""
+        reply = render_answer(result, show_scores) + copy
         turns.append({"question": question, "answer": result.to_dict()})
     except qa.QAError as error:
         reply = render_error(str(error))

@@ -80,7 +80,7 @@ def test_web_chat_shows_an_answer_or_the_error_as_text(
 ) -> None:
     monkeypatch.setenv("QA_INDEX", str(seed_index.path.parent))
     qa.reload_settings()
-    cleared, history = chat.respond(question, [], False)
+    cleared, history, _ = chat.respond(question, [], False)
     assert cleared == ""
     asked, reply = history
     assert (asked["role"], reply["role"]) == ("user", "assistant")
