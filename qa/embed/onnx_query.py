@@ -74,17 +74,31 @@ def export(model: Any, path: Path) -> None:
 
     sample = model.tokenizer([_PROBE], return_tensors="pt")
     axes = {name: {0: "batch", 1: "tokens"} for name in [*names, "last_hidden_state"]}
+    export_atomically(_LastHiddenState(), tuple(sample[name] for name in names), names, "last_hidden_state", axes, path)
+
+
+def export_atomically(
+    module: Any,
+    inputs: tuple[Any, ...],
+    input_names: list[str],
+    output_name: str,
+    axes: dict[str, dict[int, str]],
+    path: Path,
+) -> None:
+    """torch.onnx.export (the tracer, opset 17) to a temporary file beside `path`, then a rename: never half a file."""
+    import torch
+
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the tracer's notes on constants are expected
             torch.onnx.export(
-                _LastHiddenState(),
-                tuple(sample[name] for name in names),
+                module,
+                inputs,
                 str(temporary),
-                input_names=names,
-                output_names=["last_hidden_state"],
+                input_names=input_names,
+                output_names=[output_name],
                 dynamic_axes=axes,
                 opset_version=_OPSET,
                 dynamo=False,

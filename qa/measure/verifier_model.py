@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-_OPSET = 17
+from qa.embed.onnx_query import export_atomically
+
 INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 
 
@@ -92,23 +93,7 @@ def export_onnx(model: CrossEncoder, tok: Any, path: Path) -> None:
     sample = encode_pairs(tok, ["Who chairs the committee?", "Who?"], ["Grassley chairs it.", "Nobody."], 128)
     axes = {name: {0: "batch", 1: "tokens"} for name in INPUT_NAMES}
     axes["logit"] = {0: "batch"}
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the tracer's notes on constants are expected
-            torch.onnx.export(
-                model,
-                tuple(sample[name] for name in INPUT_NAMES),
-                str(temporary),
-                input_names=INPUT_NAMES,
-                output_names=["logit"],
-                dynamic_axes=axes,
-                opset_version=_OPSET,
-                dynamo=False,
-            )
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    export_atomically(model, tuple(sample[name] for name in INPUT_NAMES), list(INPUT_NAMES), "logit", axes, path)
 
 
 def quantize_int8(source: Path, target: Path) -> None:
