@@ -1,0 +1,124 @@
+"""What each embedded text kind is worth: word windows and paragraph vectors, measured on SQuAD.
+
+    python -m qa.measure.ablate_build ../shared/data/squad-v1.1-dev.json --work .cache/squad
+
+A full build embeds, for each sentence, the sentence, its share of its
+paragraph and about 3.4 twelve-word windows. This tool builds (or reuses) the
+SQuAD index of `qa.measure.calibrate` and scores four variants on the same
+questions:
+
+- as built: sentence, window and embedded paragraph vectors;
+- no windows: the window signal is the sentence's own cosine;
+- mean paragraphs: each paragraph's vector is the normalised mean of its
+  sentences' vectors, so no paragraph text is embedded;
+- both.
+
+For each, the fusion weights and the answer confidence are refitted on the
+even-numbered articles exactly as `qa.measure.calibrate` fits them, and the
+choice between variants is made on those articles alone. The odd-numbered
+(held-out) articles are scored with the fitted weights, for the record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+from pathlib import Path
+
+import numpy as np
+
+from qa.measure.calibrate import (
+    Sample,
+    abstention_rates,
+    collect,
+    confidence_data,
+    evaluate,
+    fit_confidence,
+    search_weights,
+)
+from qa.measure.datasets import load_squad, write_corpus
+from qa.reader.index import Index
+from qa.search.candidates import Candidates
+from qa.storage.vectors import FaissStore
+
+
+def without_windows(samples: list[Sample]) -> list[Sample]:
+    """The samples with the window signal replaced by the sentence's own cosine."""
+
+    def strip(found: Candidates) -> Candidates:
+        return dataclasses.replace(found, dense_window=found.dense)
+
+    return [
+        dataclasses.replace(s, found=strip(s.found), hidden=strip(s.hidden) if s.hidden is not None else None)
+        for s in samples
+    ]
+
+
+def mean_passage_store(index: Index) -> FaissStore:
+    """A passage store whose vectors are the normalised means of each paragraph's sentence vectors."""
+    sentence_vectors = index.sentence_store.vectors(index.sentence_keys)
+    sums = np.zeros((len(index.passages), sentence_vectors.shape[1]), dtype=np.float32)
+    np.add.at(sums, index.sentence_passage_rows, sentence_vectors)
+    sums /= np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+    store = FaissStore(sentence_vectors.shape[1])
+    store.add(index.passage_keys, sums)
+    return store
+
+
+def score(index: Index, fitting: list[Sample], held_out: list[Sample], name: str) -> None:
+    """Refit weights and confidence on `fitting`; print both splits' figures and abstention."""
+    weights = search_weights(fitting)
+    fit_metrics = evaluate(fitting, {name: weights})[name]
+    held_metrics = evaluate(held_out, {name: weights})[name]
+    model = fit_confidence(*confidence_data(index, fitting, weights))
+    fit_rates = abstention_rates(*confidence_data(index, fitting, weights), model)
+    held_rates = abstention_rates(*confidence_data(index, held_out, weights), model)
+    print(f"{name}: weights {weights}")
+    print(f"  confidence {model}")
+    for split, metrics, rates in (
+        ("even (chosen on)", fit_metrics, fit_rates),
+        ("odd (held out)", held_metrics, held_rates),
+    ):
+        figures = "  ".join(f"{k} {v:.3f}" for k, v in metrics.items())
+        abstain = "  ".join(f"{k} {v:.3f}" for k, v in rates.items())
+        print(f"  {split:17s} {figures}  {abstain}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qa.measure.ablate_build", description=__doc__.split("\n")[0])
+    parser.add_argument("squad", type=Path, help="SQuAD v1.1 JSON file")
+    parser.add_argument("--work", type=Path, default=Path(".cache/squad"), help="where the corpus and index go")
+    parser.add_argument("--limit", type=int, default=1000, help="questions per split")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import qa
+
+    documents, questions = load_squad(args.squad)
+    write_corpus(documents, args.work / "seeds")
+    index = qa.build_index(args.work / "seeds", args.work / "index")
+    if not len(index.windows):
+        parser.error("the index at --work has no word windows; build it with a version that embeds them")
+    rng = random.Random(args.seed)
+    rng.shuffle(questions)
+    order = {name: number for number, name in enumerate(documents)}
+    fitting = [q for q in questions if order[q.source] % 2 == 0][: args.limit]
+    held_out = [q for q in questions if order[q.source] % 2 == 1][: args.limit]
+
+    built = (collect(index, fitting), collect(index, held_out))
+    score(index, *built, "as built")
+    score(index, without_windows(built[0]), without_windows(built[1]), "no windows")
+    embedded = index.passage_store
+    index.passage_store = index.stores["passages"] = mean_passage_store(index)
+    try:
+        means = (collect(index, fitting), collect(index, held_out))
+        score(index, *means, "mean paragraphs")
+        score(index, without_windows(means[0]), without_windows(means[1]), "no windows, mean paragraphs")
+    finally:
+        index.passage_store = index.stores["passages"] = embedded
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
