@@ -16,6 +16,7 @@ from qa.config import Settings
 from qa.errors import QAError
 from qa.search.fusion import RETRIEVERS
 from qa.storage.manifest import SourceEntry
+from qa.storage.vectors import EXACT_LIMIT
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,6 +105,15 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("BENCHMARKS.md"), help="Markdown file whose bench section is rewritten"
     )
     bench.add_argument("--plot", type=Path, default=Path("docs/latency.png"), help="latency-against-size plot (PNG)")
+    bench.add_argument(
+        "--scale",
+        type=int,
+        metavar="N",
+        help="instead: build and serve an index of N SQuAD-derived sentences and measure it (qa/measure/scale.py)",
+    )
+    bench.add_argument(
+        "--document", type=Path, help="with --scale: the real document added to the large index (default: a seed)"
+    )
 
     load = commands.add_parser("loadtest", help="drive the web app with concurrent clients over loopback")
     load.add_argument("--clients", type=int, default=20, help="concurrent gradio_client clients (default 20)")
@@ -176,8 +186,7 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
         f"{'full' if report.full else 'incremental'} build of {index.path.parent}: "
         f"{len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} removed, "
         f"{len(report.unchanged)} unchanged, {len(report.skipped)} skipped; "
-        f"embedded {report.embedded_sentences} sentences, {report.embedded_passages} paragraphs and "
-        f"{report.embedded_windows} windows of long sentences; "
+        f"embedded {report.embedded_sentences} sentences and {report.embedded_passages} paragraphs; "
         f"index holds {counts.sources} documents, {counts.sentences} sentences"
     )
     return 0
@@ -265,6 +274,8 @@ def _info(args: argparse.Namespace, settings: Settings) -> int:
     print(f"built:     {manifest.built_at}")
     print(f"model:     {model.name} ({model.dimension}d, weights sha256 {model.weights_sha256[:12]})")
     print(f"contents:  {counts.sources} documents, {counts.passages} paragraphs, {counts.sentences} sentences")
+    kinds = ", ".join(f"{name} {store.kind}" for name, store in index.stores.items())
+    print(f"search:    {kinds} (exact up to {EXACT_LIMIT:,} vectors, approximate past it)")
     for line in _source_lines(manifest.sources):
         print(line)
     for source, entry in manifest.skipped.items():
@@ -367,6 +378,37 @@ def _format_standalone(check: dict) -> str:
     return "\n".join(lines)
 
 
+def _bench_scale(args: argparse.Namespace, settings: Settings) -> int:
+    import shlex
+
+    from qa.measure import benchreport, scale
+
+    if args.scale < 1 or args.questions < 2:
+        raise QAError("--scale must be at least 1 and --questions at least 2")
+    document = args.document
+    if document is None:
+        seeds = sorted(settings.seeds_dir.glob("*.txt")) if settings.seeds_dir.is_dir() else []
+        if not seeds:
+            raise QAError(f"no .txt seed in {settings.seeds_dir} to add; pass --document FILE")
+        document = seeds[0]
+    if not document.is_file():
+        raise QAError(f"document {document} does not exist")
+    work = args.work if args.work != Path(".cache/squad") else Path(".cache/scale")
+    results = scale.measure(
+        args.squad.resolve(),
+        work.resolve(),
+        args.scale,
+        document.resolve(),
+        args.questions,
+        report=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    command = f"python -m qa bench {shlex.quote(str(args.squad))} --scale {args.scale} --questions {args.questions}"
+    body = scale.to_markdown(results, command)
+    benchreport.write_section(args.out, body, name="qa bench --scale")
+    print(body)
+    return 0
+
+
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
     import shlex
 
@@ -379,6 +421,8 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         raise QAError(f"--copies takes whole numbers separated by commas, not {args.copies!r}") from None
     if not args.squad.is_file():
         raise QAError(f"SQuAD file {args.squad} does not exist")
+    if args.scale is not None:
+        return _bench_scale(args, settings)
     if args.questions < 2 or args.rounds < 1 or any(count < 1 for count in copies):
         raise QAError("--questions must be at least 2, --rounds and every --copies value at least 1")
     encoder = qa.get_encoder(settings.model, settings.batch_size, settings.query_backend)

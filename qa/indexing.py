@@ -10,26 +10,33 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+import numpy as np
 
 from qa.config import DEFAULT_MAX_FILE_MB
 from qa.embed.encoder import Encoder
 from qa.errors import IndexMissingError, IndexWriteError, QAError, SeedsError
 from qa.ingest.seeds import FORMATS_HINT, SourceFile, read_sources
-from qa.reader.index import Index, load_index, record_keys
-from qa.records import BuildReport, Document, Sentence, SkippedFile, Window, content_id
+from qa.reader.index import Index, load_index
+from qa.records import BuildReport, SkippedFile
 from qa.split import split_document, word_windows
 from qa.storage import layout
 from qa.storage.layout import STORES, read_manifest
-from qa.storage.manifest import SCHEMA_VERSION, Counts, Manifest, SkippedEntry, SourceEntry
-from qa.storage.vectors import FaissStore
+from qa.storage.lexical import LexicalIndex
+from qa.storage.manifest import SCHEMA_VERSION, Counts, Manifest, SkippedEntry, SourceEntry, StoreEntry
+from qa.storage.tables import Tables, record_key
+from qa.storage.vectors import FaissStore, WindowVectors
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
+# Sentences of more words than this get their word windows embedded as texts
+# of their own; shorter ones pool them from their own token vectors. The
+# longest 10% of SQuAD's sentences, whose windows cost a build about 15%
+# more time: `python -m qa.measure.ablate_build` measures the choice.
+LONG_SENTENCE_WORDS = 40
 
 
 def _previous_index(index_dir: Path, encoder: Encoder) -> Index | None:
@@ -89,7 +96,7 @@ def _build_locked(
     previous = None if full else _previous_index(index_dir, encoder)
     report = BuildReport(skipped=skipped, full=previous is None)
     old_sources = _live_sources(index_dir)
-    unchanged, new_docs = set(), []
+    unchanged, new_files = set(), []
     for source_file in readable:
         old = old_sources.get(source_file.source)
         same = old is not None and old.sha256 == source_file.sha256
@@ -97,115 +104,107 @@ def _build_locked(
         if same and previous is not None:
             unchanged.add(source_file.source)
         else:
-            new_docs.append(split_document(source_file))
+            new_files.append(source_file)
     report.removed = sorted(set(old_sources) - {f.source for f in readable})
-
-    records = _reused_records(previous, unchanged)
-    stores = _reused_stores(previous, records, encoder.fingerprint.dimension)
-    new_records = _embed_documents(new_docs, encoder, stores, progress)
-    for name in STORES:
-        records[name] += new_records[name]
-    report.embedded_sentences = len(new_records["sentences"])
-    report.embedded_passages = len(new_records["passages"])
-    report.embedded_windows = len(new_records["windows"])
 
     # Reused records point into the text they were split from, kept from the
     # previous build even if today's extractor would lay the file out differently.
-    texts = {source: previous.source_text(source) for source in unchanged} if previous else {}
-    texts.update((doc.source, doc.text) for doc in new_docs)
-    manifest = _manifest(encoder, readable, records, skipped, max_file_mb)
-    build, manifest = layout.write_build(index_dir, manifest, records, stores, texts)
+    kept = previous.tables.keep_sources(unchanged) if previous is not None else Tables.empty()
+    # Split one document at a time into columns: a document's records live only while it is added.
+    new = Tables.from_documents(split_document(source_file) for source_file in new_files)
+    tables = kept.extend(new)
+    stores, windows = _assemble_stores(previous, kept, new, encoder, progress)
+    report.embedded_sentences = len(new.sentences)
+    report.embedded_passages = len(new.passages)
+    # Rebuilt over every text: BM25's IDF and lengths are corpus-wide.
+    lexical = {"sentences": LexicalIndex(tables.sentence_texts()), "passages": LexicalIndex(tables.passage_texts())}
+
+    manifest = _manifest(encoder, readable, tables, skipped, max_file_mb, stores)
+    build, manifest = layout.write_build(index_dir, manifest, tables, stores, windows, lexical)
     layout.remove_leftovers(index_dir, build.name, keep=live)
-    index = Index(
-        build, manifest, encoder, records["sentences"], records["passages"], records["windows"], stores, texts
-    )
+    index = Index(build, manifest, encoder, tables, stores, windows, lexical)
     index.report = report
     return index
 
 
-def _embed_documents(
-    documents: list[Document], encoder: Encoder, stores: dict[str, FaissStore], progress: Progress | None
-) -> dict[str, list[Any]]:
-    """Embed the documents' sentences, passages and windows in one pass; add them to the stores."""
-    sentences = [s for doc in documents for s in doc.sentences]
-    windows = [(window, sentence) for sentence in sentences for window in sentence_windows(sentence)]
-    records: dict[str, list[Any]] = {
-        "sentences": sentences,
-        "passages": [p for doc in documents for p in doc.passages],
-        "windows": [window for window, _ in windows],
-    }
-    texts = {
-        "sentences": [s.text for s in sentences],
-        "passages": [p.text for p in records["passages"]],
-        "windows": [window_text(window, sentence) for window, sentence in windows],
-    }
-    vectors = encoder.encode([text for name in STORES for text in texts[name]], progress)
-    offset = 0
+def _assemble_stores(
+    previous: Index | None, kept: Tables, new: Tables, encoder: Encoder, progress: Progress | None
+) -> tuple[dict[str, FaissStore], WindowVectors]:
+    """Embed the new records' sentences (with their word windows, pooled) and passages; join the kept ones' vectors."""
+    sentence_texts = list(new.sentence_texts())
+    passage_texts = list(new.passage_texts())
+    spans = [word_windows(text, 0, len(text)) for text in sentence_texts]
+    done = [0]
+
+    def first_part(count: int, total: int) -> None:
+        done[0] = count
+        if progress is not None:
+            progress(count, total + len(passage_texts))  # the long sentences' windows join in the second part
+
+    def second_part(count: int, total: int) -> None:
+        if progress is not None:
+            progress(done[0] + count, done[0] + total)
+
+    sentence_vectors, window_vectors = encoder.encode_with_spans(sentence_texts, spans, first_part)
+    # A long sentence's token vectors carry so much of the rest of it that a
+    # clause pooled from them no longer stands out: those windows are embedded
+    # as texts of their own.
+    first_window = np.cumsum([0, *(len(row) for row in spans)])
+    long_rows = [row for row, text in enumerate(sentence_texts) if len(text.split()) > LONG_SENTENCE_WORDS]
+    window_rows = [first_window[row] + number for row in long_rows for number in range(len(spans[row]))]
+    window_texts = [sentence_texts[row][a:b] for row in long_rows for a, b in spans[row]]
+    passage_vectors = encoder.encode(passage_texts + window_texts, second_part)
+    window_vectors[window_rows] = passage_vectors[len(passage_texts) :]
+    new_vectors = {"sentences": sentence_vectors, "passages": passage_vectors[: len(passage_texts)]}
+    stores = {}
     for name in STORES:
-        count = len(records[name])
-        stores[name].add(record_keys(records[name]), vectors[offset : offset + count])
-        offset += count
-    return records
-
-
-def sentence_windows(sentence: Sentence) -> list[Window]:
-    """The windows of a long sentence, with ids from the sentence id and their position."""
-    return [
-        Window(
-            content_id("window", sentence.id, str(number)), sentence.id, sentence.start + start, sentence.start + end
+        kept_keys = record_key(getattr(kept, name)["id"])
+        removed = None
+        if previous is not None:
+            removed = np.setdiff1d(record_key(getattr(previous.tables, name)["id"]), kept_keys)
+        stores[name] = FaissStore.assemble(
+            encoder.fingerprint.dimension,
+            record_key(getattr(new, name)["id"]),
+            new_vectors[name],
+            previous=previous.stores[name] if previous is not None else None,
+            kept=kept_keys,
+            removed=removed,
         )
-        for number, (start, end) in enumerate(word_windows(sentence.text, 0, len(sentence.text)))
-    ]
-
-
-def window_text(window: Window, sentence: Sentence) -> str:
-    """The words of a window, sliced from its sentence."""
-    return sentence.text[window.start - sentence.start : window.end - sentence.start]
-
-
-def _reused_records(previous: Index | None, sources: set[str]) -> dict[str, list[Any]]:
-    """The previous build's records of the given (unchanged) sources."""
-    if previous is None:
-        return {name: [] for name in STORES}
-    sentences = [s for s in previous.sentences if s.source in sources]
-    kept = {s.id for s in sentences}
-    return {
-        "sentences": sentences,
-        "passages": [p for p in previous.passages if p.source in sources],
-        "windows": [w for w in previous.windows if w.sentence_id in kept],
-    }
-
-
-def _reused_stores(previous: Index | None, records: dict[str, list[Any]], dimension: int) -> dict[str, FaissStore]:
-    """Fresh stores holding the reused records' vectors, copied from the previous build."""
-    stores = {name: FaissStore(dimension) for name in STORES}
-    if previous is not None:
-        for name in STORES:
-            keys = record_keys(records[name])
-            stores[name].add(keys, previous.stores[name].vectors(keys))
-    return stores
+    counts = np.concatenate([kept.sentences["windows"], new.sentences["windows"]])
+    kept_count = int(kept.sentences["windows"].sum())
+    windows = np.empty((kept_count + len(window_vectors), encoder.fingerprint.dimension), dtype=np.float16)
+    if previous is not None and kept_count:
+        kept_rows = np.flatnonzero(previous.source_mask(only=frozenset(kept.sources)))
+        windows[:kept_count] = previous.windows.of_sentences(kept_rows)
+    windows[kept_count:] = window_vectors
+    return stores, WindowVectors(windows, counts)
 
 
 def _manifest(
     encoder: Encoder,
     readable: list[SourceFile],
-    records: dict[str, list[Any]],
+    tables: Tables,
     skipped: list[SkippedFile],
     max_file_mb: float,
+    stores: dict[str, FaissStore],
 ) -> Manifest:
     """The new build's manifest, before its files' checksums are known.
 
     It records the size limit so that Index.stale judges the seeds by the same one.
     """
-    counted = {kind: Counter(record.source for record in records[kind]) for kind in ("passages", "sentences")}
+    numbers = {
+        "passages": np.bincount(tables.passages["source"], minlength=len(tables.sources)),
+        "sentences": np.bincount(tables.sentence_source, minlength=len(tables.sources)),
+    }
+    counted = {kind: dict(zip(tables.sources, counts.tolist(), strict=True)) for kind, counts in numbers.items()}
     sources = {
         f.source: SourceEntry(
             f.sha256,
             f.format,
             f.title,
             len(f.pages) or None,
-            counted["passages"][f.source],
-            counted["sentences"][f.source],
+            counted["passages"].get(f.source, 0),
+            counted["sentences"].get(f.source, 0),
         )
         for f in sorted(readable, key=lambda f: f.source)
     }
@@ -213,8 +212,9 @@ def _manifest(
         schema_version=SCHEMA_VERSION,
         model=encoder.fingerprint,
         built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        counts=Counts(len(sources), len(records["passages"]), len(records["sentences"]), len(records["windows"])),
+        counts=Counts(len(sources), len(tables.passages), len(tables.sentences)),
         sources=sources,
         skipped={f.source: SkippedEntry(f.sha256, f.reason, f.duplicate_of) for f in skipped},
         max_file_mb=max_file_mb,
+        stores={name: StoreEntry(store.kind.split(" ")[0], store.trained_on) for name, store in stores.items()},
     )

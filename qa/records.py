@@ -64,16 +64,6 @@ class Sentence(_Record):
 
 
 @dataclass(frozen=True)
-class Window(_Record):
-    """A run of words inside a long sentence, embedded so one clause can match on its own."""
-
-    id: str
-    sentence_id: str
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
 class Document(_Record):
     """One ingested source file and what it was split into."""
 
@@ -296,5 +286,4 @@ class BuildReport:
     skipped: list[SkippedFile] = field(default_factory=list)
     embedded_sentences: int = 0
     embedded_passages: int = 0
-    embedded_windows: int = 0
     full: bool = False

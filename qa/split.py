@@ -104,6 +104,8 @@ _WORD = re.compile(r"\S+")
 # Window size in words, and the step between windows. A long sentence's vector
 # averages over everything it says, so a question about one clause of it scores
 # low; windows of about a clause each let that clause be matched on its own.
+# Their vectors are pooled from the sentence's own token vectors
+# (qa/embed/encoder.py), so they cost no embedding of their own.
 WINDOW_WORDS = 12
 WINDOW_STEP = 6
 

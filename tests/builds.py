@@ -18,7 +18,7 @@ DOCS = {
     "beta.txt": "Beta mountain is covered in snow. Climbers reach the summit in July.\n",
     "notes/gamma.md": "# Gamma\n\nGamma city has a busy harbour.\n",
 }
-# DOCS and a sentence long enough to be embedded in windows too, so that no data file is empty.
+# DOCS and a sentence long enough to have word windows, so that no data file is empty.
 FAULT_DOCS = {
     **DOCS,
     "delta.txt": "Delta farmers who grow wheat on the wide plains east of the river sell their grain at the autumn fair.\n",
@@ -38,6 +38,12 @@ class RecordingEncoder:
     def encode(self, texts: list[str], progress: Any = None) -> np.ndarray:
         self.encoded.extend(texts)
         return self.inner.encode(texts, progress)
+
+    def encode_with_spans(
+        self, texts: list[str], spans: list[list[tuple[int, int]]], progress: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self.encoded.extend(texts)
+        return self.inner.encode_with_spans(texts, spans, progress)
 
 
 def write_docs(seeds_dir: Path, docs: dict[str, str]) -> Path:

@@ -36,7 +36,7 @@ def test_build_prints_a_summary_and_rebuild_is_incremental(capsys: Captured, see
     assert code == 0, err
     assert out.startswith("incremental build of ")
     assert "0 added, 0 changed, 0 removed, 1 unchanged, 0 skipped" in out
-    assert "embedded 0 sentences, 0 paragraphs and 0 windows" in out
+    assert "embedded 0 sentences and 0 paragraphs" in out
 
 
 def test_build_lists_skipped_files_on_stderr(capsys: Captured, seeds_copy: Path, tmp_path: Path) -> None:
@@ -96,6 +96,7 @@ def test_info_reports_model_and_staleness(capsys: Captured, index_dir: str, seed
     assert code == 0, err
     assert re.search(r"^model:\s+all-MiniLM-L6-v2 \(384d, weights sha256 [0-9a-f]{12}\)$", out, re.MULTILINE)
     assert re.search(r"^formats:\s+1 txt$", out, re.MULTILINE)
+    assert re.search(r"^search:\s+sentences exact, passages exact \(exact up to 100,000 vectors", out, re.MULTILINE)
     assert re.search(rf"^  txt\s+{re.escape(SEED_NAME)}: \d+ paragraphs, \d+ sentences$", out, re.MULTILINE)
     assert re.search(r"^stale:\s+no\b", out, re.MULTILINE)
     assert "stale:     yes" not in out

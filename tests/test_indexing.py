@@ -20,7 +20,7 @@ from builds import (
     live_state,
     write_docs,
 )
-from conftest import SEED_NAME
+from conftest import REPO, SEED_NAME
 
 import qa.storage.manifest
 from qa.embed.encoder import Encoder, ModelFingerprint
@@ -30,13 +30,15 @@ from qa.errors import (
     ModelMismatchError,
     SeedsError,
 )
-from qa.indexing import build_index
+from qa.indexing import LONG_SENTENCE_WORDS, build_index
 from qa.ingest.seeds import read_sources
 from qa.reader.index import Index, load_index
-from qa.split import WINDOW_WORDS, split_document
+from qa.quotes import answer_question
+from qa.split import WINDOW_WORDS, split_document, word_windows
+from qa.storage import vectors
+from qa.storage.layout import DATA_FILES
 from qa.storage.vectors import vector_key
 
-DATA_FILES = {"sentences.jsonl", "passages.jsonl", "sentences.faiss", "passages.faiss", "texts.jsonl"}
 
 
 class OtherModel:
@@ -116,10 +118,11 @@ def test_manifest_describes_the_build(built: tuple[Path, Path, Index], encoder: 
     # CURRENT names the build and pins its manifest, as the manifest pins every file.
     manifest_sha256 = hashlib.sha256((build / "manifest.json").read_bytes()).hexdigest()
     assert live_pointer(index_dir) == f"{build.name}\n{manifest_sha256}\n"
-    assert set(manifest["files"]) >= DATA_FILES
+    assert set(manifest["files"]) == set(DATA_FILES)
     # Every file of the build is listed with its checksum; nothing else (no pickle) sits there.
-    assert {p.name for p in build.iterdir()} == set(manifest["files"]) | {"manifest.json"}
-    assert all(name.endswith((".jsonl", ".faiss")) for name in manifest["files"])
+    files = {p.relative_to(build).as_posix() for p in build.rglob("*") if p.is_file()}
+    assert files == set(manifest["files"]) | {"manifest.json"}
+    assert all(name.endswith((".jsonl", ".json", ".npy", ".faiss")) for name in manifest["files"])
     for name, checksum in manifest["files"].items():
         assert checksum == hashlib.sha256((build / name).read_bytes()).hexdigest()
 
@@ -210,7 +213,7 @@ def test_removed_file_leaves_the_index(built: tuple[Path, Path, Index], encoder:
     assert "alpha.txt" not in loaded.manifest.sources
     assert len(loaded.sentence_store) == len(loaded.sentences)
     assert len(loaded.passage_store) == len(loaded.passages)
-    assert not set(gone.tolist()) & set(loaded.sentence_row)
+    assert (loaded.sentence_rows(gone) == -1).all()
 
 
 def test_full_build_reembeds_everything(built: tuple[Path, Path, Index], encoder: Encoder) -> None:
@@ -316,10 +319,73 @@ def test_stale_reports_added_changed_and_removed(built: tuple[Path, Path, Index]
     }
 
 
-def test_windows_lie_inside_their_sentences(seed_index: Index) -> None:
-    sentences = {sentence.id: sentence for sentence in seed_index.sentences}
-    assert seed_index.windows and len(seed_index.window_store) == len(seed_index.windows)
-    for window in seed_index.windows:
-        sentence = sentences[window.sentence_id]
-        assert sentence.start <= window.start < window.end <= sentence.end
-        assert len(sentence.text.split()) > WINDOW_WORDS
+
+
+# --- word windows and large stores -------------------------------------------------------
+
+LONG = (
+    "Fentanyl is produced at big labs and by amateur chemists in small shops in China and then shipped "
+    "into the country through the mail, said the senator from Iowa, chairman of the Senate Judiciary "
+    "Committee, who leads the caucus with a senator from California who spoke after him at the hearing."
+)
+MEDIUM = "Delta farmers who grow wheat on the wide plains east of the river sell their grain at the fair."
+
+
+def test_windows_are_pooled_except_in_long_sentences(tmp_path: Path, encoder: Encoder) -> None:
+    assert len(LONG.split()) > LONG_SENTENCE_WORDS >= len(MEDIUM.split()) > WINDOW_WORDS
+    write_docs(tmp_path / "seeds", {"a.txt": f"{LONG}\n\n{MEDIUM}\n\nShort one here.\n"})
+    recorder = RecordingEncoder(encoder)
+    index = build_index(tmp_path / "seeds", tmp_path / "index", recorder)  # type: ignore[arg-type]
+    long_windows = [LONG[a:b] for a, b in word_windows(LONG, 0, len(LONG))]
+    medium_windows = [MEDIUM[a:b] for a, b in word_windows(MEDIUM, 0, len(MEDIUM))]
+    # Only the long sentence's windows are embedded as texts of their own.
+    assert set(long_windows) <= set(recorder.encoded) and not set(medium_windows) & set(recorder.encoded)
+    counts = [int(c) for c in index.tables.sentences["windows"]]
+    assert counts == [len(long_windows), len(medium_windows), 0] == [int(c) for c in index.windows.counts]
+    stored = np.asarray(index.windows.vectors, dtype=np.float32)
+    np.testing.assert_allclose(stored[: len(long_windows)], encoder.encode(long_windows), atol=2e-3)
+    _, pooled = encoder.encode_with_spans([MEDIUM], [word_windows(MEDIUM, 0, len(MEDIUM))])
+    np.testing.assert_allclose(stored[len(long_windows) :], pooled.astype(np.float32), atol=2e-3)
+    # A question about one clause finds it through the long sentence's window.
+    query, _ = encoder.encode_query("Who chairs the Senate Judiciary Committee?")
+    own = index.sentence_store.vectors(index.sentence_keys[:1]) @ query
+    assert index.windows.best_cosines(np.asarray([0]), query, own)[0] > own[0] + 0.1
+    loaded = load_index(tmp_path / "index", encoder)
+    np.testing.assert_array_equal(np.asarray(loaded.windows.vectors), np.asarray(index.windows.vectors))
+
+
+def test_an_incremental_build_keeps_the_windows_of_unchanged_sources(tmp_path: Path, encoder: Encoder) -> None:
+    write_docs(tmp_path / "seeds", {"a.txt": f"{LONG}\n", "b.txt": f"{MEDIUM}\n"})
+    first = build_index(tmp_path / "seeds", tmp_path / "index", encoder)
+    write_docs(tmp_path / "seeds", {"b.txt": "Something else entirely, and short.\n", "c.txt": f"{MEDIUM}\n"})
+    second = build_index(tmp_path / "seeds", tmp_path / "index", encoder)
+    assert second.report is not None and second.report.unchanged == ["a.txt"]
+    a_windows = int(first.tables.sentences["windows"][0])
+    np.testing.assert_array_equal(
+        np.asarray(second.windows.vectors[:a_windows]), np.asarray(first.windows.vectors[:a_windows])
+    )
+    assert len(second.windows) == a_windows + len(word_windows(MEDIUM, 0, len(MEDIUM)))
+
+
+def test_a_large_index_switches_to_ivf_and_says_so(
+    tmp_path: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past EXACT_LIMIT the stores are IVF-SQ8 (the limit lowered here to the seed's size)."""
+    monkeypatch.setattr(vectors, "EXACT_LIMIT", 20)
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / SEED_NAME).write_bytes((REPO / "seeds" / SEED_NAME).read_bytes())
+    index = build_index(seeds, tmp_path / "index", encoder)
+    assert index.sentence_store.kind.startswith("ivf-sq8") and index.passage_store.kind.startswith("ivf-sq8")
+    manifest = load_index(tmp_path / "index", encoder).manifest
+    assert manifest.stores["sentences"].kind == "ivf-sq8"
+    assert manifest.stores["sentences"].trained_on == len(index.sentences)
+    answer = answer_question(index, "Which committee does Grassley lead?")
+    assert answer.answered and "Judiciary Committee" in answer.quotes[0].text
+    # Adding a document reuses the trained lists.
+    write_docs(seeds, {"b.txt": "Another short document about something else.\n"})
+    grown = build_index(seeds, tmp_path / "index", encoder)
+    assert grown.sentence_store.trained_on == len(index.sentences) < len(grown.sentences)
+    # A restriction to one small document still finds its sentences, whichever lists they fell in.
+    scoped = answer_question(grown, "Which committee does Grassley lead?", sources=["b.txt"])
+    assert scoped.related and {hit.source for hit in scoped.related} == {"b.txt"}

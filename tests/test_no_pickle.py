@@ -66,10 +66,11 @@ np.load("vectors.npy", allow_pickle=False)
     assert len(pickle_uses(ast.parse(code))) == 8
 
 
-def test_index_files_are_json_jsonl_and_faiss_only(small_pristine: tuple[Path, Path]) -> None:
+def test_index_files_are_json_jsonl_npy_and_faiss_only(small_pristine: tuple[Path, Path]) -> None:
     _, index_dir = small_pristine
     files = [path for path in index_dir.rglob("*") if path.is_file()]
-    assert {path.name for path in files} >= {"CURRENT", "manifest.json", "sentences.faiss", "texts.jsonl"}
+    names = {path.name for path in files}
+    assert names >= {"CURRENT", "manifest.json", "sentences.faiss", "sentences.npy", "data.csc.index.npy", "texts.jsonl"}
     for path in files:
         data = path.read_bytes()
         assert not data.startswith(b"\x80"), f"{path} looks like a pickle"  # protocol 2+ starts so
@@ -81,6 +82,8 @@ def test_index_files_are_json_jsonl_and_faiss_only(small_pristine: tuple[Path, P
             assert all(isinstance(json.loads(line), dict) for line in data.decode("utf-8").splitlines())
         elif path.suffix == ".faiss":
             assert faiss.read_index(str(path)).d == 384
+        elif path.suffix == ".npy":
+            np.load(path, allow_pickle=False)  # raises on an object array, which would need pickle
         else:
             pytest.fail(f"unexpected file in the index: {path}")
 

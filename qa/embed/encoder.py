@@ -165,32 +165,76 @@ class Encoder:
             texts: the texts to embed.
             progress: optional callable(done, total) called after each batch.
         """
+        return self.encode_with_spans(texts, None, progress)[0]
+
+    def encode_with_spans(
+        self, texts: list[str], spans: list[list[tuple[int, int]]] | None, progress: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Unit vectors for texts and, pooled from the same forward pass, for character spans inside them.
+
+        A span's vector is the normalised mean of the vectors of the tokens
+        that lie inside it, so it costs no embedding of its own. It is the
+        text's own vector when no token lies inside it, or when the text is
+        longer than the model window (then the text is the mean of its windows).
+
+        Returns:
+            The texts' vectors, and the spans' vectors in order (text by text),
+            as float16: a million sentences have over three million spans.
+        """
         dimension = self.fingerprint.dimension
+        span_count = sum(len(row) for row in spans) if spans else 0
+        span_vectors = np.zeros((span_count, dimension), dtype=np.float16)
         if not texts:
-            return np.zeros((0, dimension), dtype=np.float32)
+            return np.zeros((0, dimension), dtype=np.float32), span_vectors
         pieces, owners = [], []
         for number, text in enumerate(texts):
             for piece in self.windows(text):
                 pieces.append(piece)
                 owners.append(number)
+        whole = len(pieces) == len(texts)
+        piece_counts = np.bincount(np.asarray(owners), minlength=len(texts))
+        first_span = np.cumsum([0, *(len(row) for row in spans)]) if spans else None
         vectors = np.zeros((len(pieces), dimension), dtype=np.float32)
         # Batches of similar length waste the least work on padding.
         by_length = sorted(range(len(pieces)), key=lambda number: len(pieces[number]))
         for first in range(0, len(pieces), self.batch_size):
             batch = by_length[first : first + self.batch_size]
-            vectors[batch] = self.model.encode(
-                [pieces[number] for number in batch],
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-            )
+            texts_in_batch = [pieces[number] for number in batch]
+            if spans is None:
+                vectors[batch] = self.model.encode(
+                    texts_in_batch, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+                )
+            else:
+                outputs = self.model.encode(
+                    texts_in_batch, batch_size=self.batch_size, output_value=None, show_progress_bar=False
+                )
+                vectors[batch] = normalize(np.stack([out["sentence_embedding"].float().numpy() for out in outputs]))
+                offsets = self.model.tokenizer(
+                    texts_in_batch,
+                    return_offsets_mapping=True,
+                    truncation=True,
+                    max_length=self.model.max_seq_length,
+                    verbose=False,
+                )["offset_mapping"]
+                for number, out, token_offsets in zip(batch, outputs, offsets, strict=True):
+                    owner = owners[number]
+                    if piece_counts[owner] > 1:
+                        continue  # a text cut into model windows: its spans take its own vector below
+                    assert first_span is not None
+                    rows = range(first_span[owner], first_span[owner + 1])
+                    tokens = out["token_embeddings"][out["attention_mask"].bool()].float().numpy()
+                    span_vectors[rows] = _pool_spans(tokens, token_offsets, spans[owner], vectors[number])
             if progress is not None:
                 progress(min(first + len(batch), len(pieces)), len(pieces))
-        if len(pieces) == len(texts):
-            return vectors
+        if whole:
+            return vectors, span_vectors
         pooled = np.zeros((len(texts), dimension), dtype=np.float32)
         np.add.at(pooled, np.asarray(owners), vectors)
-        return normalize(pooled)
+        pooled = normalize(pooled)
+        if first_span is not None:
+            for cut in np.flatnonzero(piece_counts > 1):
+                span_vectors[first_span[cut] : first_span[cut + 1]] = pooled[cut]
+        return pooled, span_vectors
 
     def encode_query(self, question: str) -> tuple[np.ndarray, bool]:
         """The question's vector and whether it had to be cut to fit the model window."""
@@ -208,6 +252,20 @@ class Encoder:
         if self.query_backend != "onnx":
             return None
         return onnx_query.load(self.model, self.cache_dir, self.fingerprint.weights_sha256)
+
+
+def _pool_spans(
+    tokens: np.ndarray, offsets: list[tuple[int, int]], spans: list[tuple[int, int]], own: np.ndarray
+) -> np.ndarray:
+    """Each span's normalised mean token vector (tokens lying inside it); `own` where none does."""
+    starts = np.asarray([start for start, _ in offsets])
+    ends = np.asarray([end for _, end in offsets])
+    real = ends > starts  # special tokens have empty offsets
+    pooled = np.empty((len(spans), tokens.shape[1]), dtype=np.float32)
+    for number, (start, end) in enumerate(spans):
+        inside = real & (starts >= start) & (ends <= end)
+        pooled[number] = tokens[inside].mean(axis=0) if inside.any() else own
+    return normalize(pooled)
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:

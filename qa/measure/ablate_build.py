@@ -2,21 +2,25 @@
 
     python -m qa.measure.ablate_build ../shared/data/squad-v1.1-dev.json --work .cache/squad
 
-A full build embeds, for each sentence, the sentence, its share of its
-paragraph and about 3.4 twelve-word windows. This tool builds (or reuses) the
-SQuAD index of `qa.measure.calibrate` and scores four variants on the same
+A build embeds each sentence and each paragraph; a long sentence's twelve-word
+windows get vectors too, embedded as texts of their own for sentences of more
+than LONG_SENTENCE_WORDS words and pooled from the sentence's own token
+vectors for the others (qa/indexing.py). This tool builds (or reuses) the
+SQuAD index of `qa.measure.calibrate` and scores variants on the same
 questions:
 
-- as built: sentence, window and embedded paragraph vectors;
+- as built;
+- all windows pooled: the long sentences' windows pooled too (no window is embedded);
 - no windows: the window signal is the sentence's own cosine;
 - mean paragraphs: each paragraph's vector is the normalised mean of its
-  sentences' vectors, so no paragraph text is embedded;
-- both.
+  sentences' vectors, so no paragraph text is embedded.
 
 For each, the fusion weights and the answer confidence are refitted on the
 even-numbered articles exactly as `qa.measure.calibrate` fits them, and the
 choice between variants is made on those articles alone. The odd-numbered
 (held-out) articles are scored with the fitted weights, for the record.
+(Before windows were pooled, every window was embedded; commit 75f0801 holds
+this tool as it measured that build.)
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.indexing import LONG_SENTENCE_WORDS
 from qa.measure.calibrate import (
     Sample,
     abstention_rates,
@@ -40,7 +45,8 @@ from qa.measure.calibrate import (
 from qa.measure.datasets import load_squad, write_corpus
 from qa.reader.index import Index
 from qa.search.candidates import Candidates
-from qa.storage.vectors import FaissStore
+from qa.split import word_windows
+from qa.storage.vectors import FaissStore, WindowVectors
 
 
 def without_windows(samples: list[Sample]) -> list[Sample]:
@@ -64,6 +70,23 @@ def mean_passage_store(index: Index) -> FaissStore:
     store = FaissStore(sentence_vectors.shape[1])
     store.add(index.passage_keys, sums)
     return store
+
+
+def all_pooled(index: Index) -> WindowVectors:
+    """The index's window vectors with every long sentence's windows pooled like the others'."""
+    texts = list(index.tables.sentence_texts())
+    long_rows = [row for row, text in enumerate(texts) if len(text.split()) > LONG_SENTENCE_WORDS]
+    spans = [word_windows(texts[row], 0, len(texts[row])) for row in long_rows]
+    _, pooled = index.encoder.encode_with_spans([texts[row] for row in long_rows], spans)
+    vectors = np.asarray(index.windows.vectors, dtype=np.float16).copy()
+    bounds = index.windows.bounds
+    targets = [
+        bounds[row] + number
+        for row, row_spans in zip(long_rows, spans, strict=True)
+        for number in range(len(row_spans))
+    ]
+    vectors[targets] = pooled.astype(np.float16)
+    return WindowVectors(vectors, index.windows.counts)
 
 
 def score(index: Index, fitting: list[Sample], held_out: list[Sample], name: str) -> None:
@@ -98,8 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     documents, questions = load_squad(args.squad)
     write_corpus(documents, args.work / "seeds")
     index = qa.build_index(args.work / "seeds", args.work / "index")
-    if not len(index.windows):
-        parser.error("the index at --work has no word windows; build it with a version that embeds them")
     rng = random.Random(args.seed)
     rng.shuffle(questions)
     order = {name: number for number, name in enumerate(documents)}
@@ -109,12 +130,16 @@ def main(argv: list[str] | None = None) -> int:
     built = (collect(index, fitting), collect(index, held_out))
     score(index, *built, "as built")
     score(index, without_windows(built[0]), without_windows(built[1]), "no windows")
+    as_built = index.windows
+    index.windows = all_pooled(index)
+    try:
+        score(index, collect(index, fitting), collect(index, held_out), "all windows pooled")
+    finally:
+        index.windows = as_built
     embedded = index.passage_store
     index.passage_store = index.stores["passages"] = mean_passage_store(index)
     try:
-        means = (collect(index, fitting), collect(index, held_out))
-        score(index, *means, "mean paragraphs")
-        score(index, without_windows(means[0]), without_windows(means[1]), "no windows, mean paragraphs")
+        score(index, collect(index, fitting), collect(index, held_out), "mean paragraphs")
     finally:
         index.passage_store = index.stores["passages"] = embedded
     return 0

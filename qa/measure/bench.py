@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 
 from qa.embed.encoder import Encoder
-from qa.indexing import build_index, window_text
+from qa.indexing import build_index
 from qa.measure.datasets import EvalQuestion
 from qa.measure.processes import package_environment, peak_rss_mb
 from qa.quotes import answer_question
-from qa.reader.index import Index, load_index, record_keys
+from qa.reader.index import Index, load_index
 
 Report = Callable[[str], None]
 
@@ -69,9 +69,12 @@ class ReusingEncoder:
     embedded: the vectors are exactly those the model gives for these texts.
     """
 
-    def __init__(self, encoder: Encoder, known: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self, encoder: Encoder, known: dict[str, np.ndarray], windows: dict[str, np.ndarray] | None = None
+    ) -> None:
         self.encoder = encoder
         self.known = known
+        self.known_windows = windows if windows is not None else {}
 
     def encode(self, texts: list[str], progress: Any = None) -> np.ndarray:
         missing = [text for text in dict.fromkeys(texts) if text not in self.known]
@@ -81,23 +84,46 @@ class ReusingEncoder:
             return self.encoder.encode([])
         return np.stack([self.known[text] for text in texts])
 
+    def encode_with_spans(
+        self, texts: list[str], spans: list[list[tuple[int, int]]], progress: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        span_of = dict(zip(texts, spans, strict=True))
+        missing = [text for text in dict.fromkeys(texts) if text not in self.known or text not in self.known_windows]
+        if missing:
+            vectors, windows = self.encoder.encode_with_spans(missing, [span_of[t] for t in missing], progress)
+            bounds = np.cumsum([0, *(len(span_of[t]) for t in missing)])
+            for number, text in enumerate(missing):
+                self.known[text] = vectors[number]
+                self.known_windows[text] = windows[bounds[number] : bounds[number + 1]]
+        if not texts:
+            return self.encoder.encode_with_spans([], [])
+        dimension = self.encoder.fingerprint.dimension
+        parts = [np.zeros((0, dimension), dtype=np.float32), *(self.known_windows[text] for text in texts)]
+        return np.stack([self.known[text] for text in texts]), np.concatenate(parts)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.encoder, name)
+
+
+def known_windows(index: Index) -> dict[str, np.ndarray]:
+    """Every sentence text of an index with its word windows' vectors as stored (float32)."""
+    texts = list(index.tables.sentence_texts())
+    bounds = index.windows.bounds
+    return {
+        text: np.asarray(index.windows.vectors[bounds[row] : bounds[row + 1]], dtype=np.float32)
+        for row, text in enumerate(texts)
+    }
 
 
 def known_vectors(index: Index) -> dict[str, np.ndarray]:
     """Every text of an index with the vector it was stored with."""
     known: dict[str, np.ndarray] = {}
-    sentences = {sentence.id: sentence for sentence in index.sentences}
-    named: dict[str, list[tuple[str, Any]]] = {
-        "sentences": [(s.text, s) for s in index.sentences],
-        "passages": [(p.text, p) for p in index.passages],
-        "windows": [(window_text(w, sentences[w.sentence_id]), w) for w in index.windows],
-    }
-    for name, pairs in named.items():
-        if pairs:
-            vectors = index.stores[name].vectors(record_keys([record for _, record in pairs]))
-            known.update(zip((text for text, _ in pairs), vectors, strict=True))
+    named = (
+        (list(index.tables.sentence_texts()), index.sentence_store, index.sentence_keys),
+        (list(index.tables.passage_texts()), index.passage_store, index.passage_keys),
+    )
+    for texts, store, keys in named:
+        known.update(zip(texts, store.vectors(keys), strict=True))
     return known
 
 
@@ -114,7 +140,7 @@ def latency_curve(
     corpus: Path, base: Index, encoder: Encoder, copies: list[int], questions: list[str], report: Report
 ) -> list[Latency]:
     """answer() latency over the corpus copied 1, 2, ... times into one index."""
-    reusing = ReusingEncoder(encoder, known_vectors(base))
+    reusing = ReusingEncoder(encoder, known_vectors(base), known_windows(base))
     curve = []
     for count in copies:
         with scratch() as folder:

@@ -52,7 +52,7 @@ def to_markdown(results: BenchResults, command: str) -> str:
             "",
             "| full build vs raw `SentenceTransformer.encode` of the same texts (medians) | value | target |",
             "|---|---|---|",
-            f"| texts embedded (sentences, paragraphs, windows) | {t.texts:,} for {t.sentences:,} sentences | |",
+            f"| texts embedded (sentences and paragraphs; windows are pooled from the sentences) | {t.texts:,} for {t.sentences:,} sentences | |",
             f"| build: sentences per second | {t.sentences / t.build_s:.1f} ({t.build_s:.1f} s) | |",
             f"| raw encode: sentences per second | {t.sentences / t.encode_s:.1f} ({t.encode_s:.1f} s) | |",
             f"| build overhead over raw encoding | {100 * t.overhead:+.1f}% | ≤ 10%: {_verdict(t.overhead <= 0.10)} |",
@@ -113,13 +113,14 @@ SECTION_START = "<!-- qa bench: start -->"
 SECTION_END = "<!-- qa bench: end -->"
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace the bench section of a Markdown file (or append one), keeping the rest."""
+def write_section(path: Path, body: str, name: str = "qa bench") -> None:
+    """Replace the section `name` of a Markdown file (or append one), keeping the rest."""
     text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    block = f"{SECTION_START}\n{body}\n{SECTION_END}"
-    if SECTION_START in text and SECTION_END in text:
-        before, rest = text.split(SECTION_START, 1)
-        after = rest.split(SECTION_END, 1)[1]
+    start, end = f"<!-- {name}: start -->", f"<!-- {name}: end -->"
+    block = f"{start}\n{body}\n{end}"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        after = rest.split(end, 1)[1]
         text = before + block + after
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"

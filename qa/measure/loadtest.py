@@ -29,6 +29,7 @@ from qa.measure.bench import percentile
 from qa.measure.processes import package_environment
 from qa.measure.served import check_loopback, make_client
 from qa.storage.layout import TEXTS, live_build, read_jsonl
+from qa.storage.tables import Tables
 
 REBUILD_SECONDS = 600.0
 REBUILD_TAIL_SECONDS = 3.0  # long enough for the app to load a build another process wrote
@@ -80,8 +81,9 @@ def questions_from(index_dir: Path, count: int, seed: int = 0) -> list[str]:
 
     Read from the build's records, so the model need not load in this process.
     """
-    records = read_jsonl(live_build(index_dir) / "sentences.jsonl")
-    sentences = [record["text"] for record in records if len(record["text"].split()) >= 4]
+    build = live_build(index_dir)
+    texts = {record["source"]: record["text"] for record in read_jsonl(build / TEXTS)}
+    sentences = [text for text in Tables.load(build, texts).sentence_texts() if len(text.split()) >= 4]
     if not sentences:
         raise QAError(f"the index at {index_dir} has no sentence long enough to ask about; pass --questions")
     chosen = random.Random(seed).sample(sentences, min(count, len(sentences)))

@@ -5,122 +5,118 @@ from __future__ import annotations
 import logging
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from qa.embed.encoder import Encoder
 from qa.errors import IndexCorruptError, ModelMismatchError
 from qa.ingest.seeds import source_hashes
-from qa.records import BuildReport, Passage, Sentence, Window
+from qa.records import BuildReport
 from qa.storage.layout import (
     DATA_FILES,
     REBUILD_HINT,
     STORES,
     TEXTS,
+    WINDOWS,
     read_jsonl,
     read_live_manifest,
     sha256_file,
 )
 from qa.storage.lexical import LexicalIndex
 from qa.storage.manifest import Manifest, SkippedEntry, SourceEntry
-from qa.storage.vectors import FaissStore, vector_key
+from qa.storage.tables import KeyRows, PassageView, SentenceView, Tables, record_key
+from qa.storage.vectors import FaissStore, WindowVectors
 
 logger = logging.getLogger(__name__)
 
 
 class Index:
-    """A loaded build: records, vector stores and BM25, ready to search."""
+    """A loaded build: record columns, vector stores and BM25, ready to search."""
 
     def __init__(
         self,
         path: Path,
         manifest: Manifest,
         encoder: Encoder,
-        sentences: list[Sentence],
-        passages: list[Passage],
-        windows: list[Window],
+        tables: Tables,
         stores: dict[str, FaissStore],
-        texts: dict[str, str],
+        windows: WindowVectors,
+        lexical: dict[str, LexicalIndex] | None = None,
     ) -> None:
         self.path = path
-        self.texts = texts
         self.manifest = manifest
         self.encoder = encoder
-        self.sentences = sentences
-        self.passages = passages
-        self.windows = windows
+        self.tables = tables
+        self.texts = tables.texts
+        # Records are made on access from the columns (qa/storage/tables.py).
+        self.sentences = SentenceView(tables)
+        self.passages = PassageView(tables)
         self.stores = stores
         self.sentence_store = stores["sentences"]
         self.passage_store = stores["passages"]
-        self.window_store = stores["windows"]
-        self.sentence_row = {vector_key(s.id): row for row, s in enumerate(sentences)}
-        self.passage_row = {p.id: row for row, p in enumerate(passages)}
+        self.windows = windows
+        self._lexical = dict(lexical or {})
         self.report: BuildReport | None = None
 
     @cached_property
     def sentence_lexical(self) -> LexicalIndex:
-        return LexicalIndex([s.text for s in self.sentences])
+        return self._lexical.get("sentences") or LexicalIndex(self.tables.sentence_texts())
 
     @cached_property
     def passage_lexical(self) -> LexicalIndex:
-        return LexicalIndex([p.text for p in self.passages])
+        return self._lexical.get("passages") or LexicalIndex(self.tables.passage_texts())
 
     @cached_property
     def sentence_passage_rows(self) -> np.ndarray:
         """For each sentence row, the row of its passage."""
-        return np.asarray([self.passage_row[s.passage_id] for s in self.sentences], dtype=np.int64)
+        return self.tables.sentences["passage"].astype(np.int64)
 
-    @cached_property
-    def passage_sentence_rows(self) -> list[list[int]]:
-        """For each passage row, the rows of its sentences in reading order."""
-        rows: list[list[int]] = [[] for _ in self.passages]
-        for sentence_row, passage_row in enumerate(self.sentence_passage_rows):
-            rows[passage_row].append(sentence_row)
-        return rows
-
-    @cached_property
-    def window_keys_by_sentence(self) -> list[np.ndarray]:
-        """For each sentence row, the keys of its windows (empty for short sentences)."""
-        keys: list[list[int]] = [[] for _ in self.sentences]
-        for window in self.windows:
-            keys[self.sentence_row[vector_key(window.sentence_id)]].append(vector_key(window.id))
-        return [np.asarray(row, dtype=np.int64) for row in keys]
-
-    @cached_property
-    def window_sentence_row(self) -> dict[int, int]:
-        """Window key to the row of the sentence it lies in."""
-        return {vector_key(w.id): self.sentence_row[vector_key(w.sentence_id)] for w in self.windows}
+    def passage_sentence_rows(self, passage_row: int) -> np.ndarray:
+        """The sentence rows of one passage, in reading order."""
+        return self.tables.passage_sentence_rows(passage_row)
 
     @cached_property
     def sentence_keys(self) -> np.ndarray:
-        return record_keys(self.sentences)
+        return record_key(self.tables.sentences["id"])
 
     @cached_property
     def passage_keys(self) -> np.ndarray:
-        return record_keys(self.passages)
+        return record_key(self.tables.passages["id"])
 
     @cached_property
-    def sentence_sources(self) -> np.ndarray:
-        """Each sentence row's source, as an array (masks compare it in one step)."""
-        return np.asarray([s.source for s in self.sentences], dtype=object)
+    def _sentence_rows(self) -> KeyRows:
+        return KeyRows(self.sentence_keys)
 
     @cached_property
-    def passage_sources(self) -> np.ndarray:
-        """Each passage row's source, as an array."""
-        return np.asarray([p.source for p in self.passages], dtype=object)
+    def _passage_rows(self) -> KeyRows:
+        return KeyRows(self.passage_keys)
+
+    def sentence_rows(self, keys: np.ndarray) -> np.ndarray:
+        """The sentence row of each vector key (-1 for a key not in this build)."""
+        return self._sentence_rows.rows(keys)
+
+    def passage_rows(self, keys: np.ndarray) -> np.ndarray:
+        """The passage row of each vector key (-1 for a key not in this build)."""
+        return self._passage_rows.rows(keys)
 
     def source_mask(self, exclude_source: str | None = None, only: frozenset[str] | None = None) -> np.ndarray:
         """True for each sentence row outside `exclude_source` and, when given, inside the sources `only`."""
-        return _mask(self.sentence_sources, exclude_source, only)
+        return self._mask(self.tables.sentence_source, exclude_source, only)
 
     def passage_mask(self, exclude_source: str | None = None, only: frozenset[str] | None = None) -> np.ndarray:
         """True for each passage row outside `exclude_source` and, when given, inside the sources `only`."""
-        return _mask(self.passage_sources, exclude_source, only)
+        return self._mask(self.tables.passages["source"], exclude_source, only)
 
-    @cached_property
-    def passage_row_by_key(self) -> dict[int, int]:
-        return {vector_key(p.id): row for row, p in enumerate(self.passages)}
+    def _mask(self, sources: np.ndarray, exclude_source: str | None, only: frozenset[str] | None) -> np.ndarray:
+        # Hiding a source happens only in calibration and a restriction only when
+        # asked for; an ordinary search gets an all-True mask without comparing every row.
+        allowed = np.ones(len(sources), dtype=bool)
+        if only is not None:
+            allowed &= np.isin(sources, self.tables.source_numbers(only))
+        if exclude_source is not None:
+            for number in self.tables.source_numbers([exclude_source]):
+                allowed &= sources != number
+        return allowed
 
     @property
     def sources(self) -> dict[str, SourceEntry]:
@@ -175,17 +171,6 @@ def describe_stale(stale: dict[str, list[str]]) -> str:
     return "; ".join(f"{kind}: {', '.join(names)}" for kind, names in stale.items() if names)
 
 
-def _mask(sources: np.ndarray, exclude_source: str | None, only: frozenset[str] | None) -> np.ndarray:
-    # Hiding a source happens only in calibration and a restriction only when
-    # asked for; an ordinary search gets an all-True mask without comparing every row.
-    allowed = np.ones(len(sources), dtype=bool)
-    if only is not None:
-        allowed &= np.isin(sources, list(only))
-    if exclude_source is not None:
-        allowed &= sources != exclude_source
-    return allowed
-
-
 def load_index(index_dir: Path, encoder: Encoder) -> Index:
     """Load the live build, checking schema, model and every file's checksum.
 
@@ -206,16 +191,13 @@ def load_index(index_dir: Path, encoder: Encoder) -> Index:
         if not path.is_file() or sha256_file(path) != manifest.files.get(name):
             raise IndexCorruptError(f"index file {path} is missing or corrupt; {REBUILD_HINT}")
     try:
-        sentences = [Sentence(**record) for record in read_jsonl(build / "sentences.jsonl")]
-        passages = [Passage(**record) for record in read_jsonl(build / "passages.jsonl")]
-        windows = [Window(**record) for record in read_jsonl(build / "windows.jsonl")]
-        stores = {name: FaissStore.load(build / f"{name}.faiss") for name in STORES}
         texts = {record["source"]: record["text"] for record in read_jsonl(build / TEXTS)}
+        tables = Tables.load(build, texts)
+        stores = {name: FaissStore.load(build / f"{name}.faiss", manifest.stores[name].trained_on) for name in STORES}
+        lexical = {name: LexicalIndex.load(build / f"{name}.bm25") for name in STORES}
+        windows = WindowVectors.load(build / WINDOWS, tables.sentences["windows"])
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as error:
         raise IndexCorruptError(f"cannot read index at {build} ({error}); {REBUILD_HINT}") from error
-    return Index(build, manifest, encoder, sentences, passages, windows, stores, texts)
-
-
-def record_keys(records: list[Any]) -> np.ndarray:
-    """The int64 vector keys of records, in order."""
-    return np.asarray([vector_key(r.id) for r in records], dtype=np.int64)
+    if len(tables.sentences) != len(stores["sentences"]) or len(tables.passages) != len(stores["passages"]):
+        raise IndexCorruptError(f"index at {build} holds records and vectors that do not match; {REBUILD_HINT}")
+    return Index(build, manifest, encoder, tables, stores, windows, lexical)

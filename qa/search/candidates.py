@@ -1,4 +1,7 @@
-"""Candidate sentences from dense, window, BM25 and best-paragraph search, with every signal fusion weighs."""
+"""Candidate sentences from dense, BM25 and best-paragraph search, with every signal fusion weighs.
+
+(Word windows only rescore candidates: searching them found no sentence the
+other searches missed, measured by `python -m qa.measure.ablate_build`.)"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import numpy as np
 
 from qa.reader.index import Index
 from qa.search.followup import Carry, repeat_penalty
+from qa.storage.vectors import FaissStore
 
 # Sentences of this many best paragraphs (by each retriever) join the
 # candidates, so a sentence that only makes sense in its paragraph can win.
@@ -18,6 +22,30 @@ def max_normalize(scores: np.ndarray) -> np.ndarray:
     """Scores divided by their maximum (all zeros stay zeros)."""
     top = float(scores.max()) if scores.size else 0.0
     return scores / top if top > 0 else np.zeros_like(scores)
+
+
+# In an approximate store, a restriction to at most this many records is
+# searched exactly over their own vectors: the lists probed may miss them.
+_EXACT_SCOPE = 20_000
+
+
+def _dense_keys(
+    store: FaissStore, keys: np.ndarray, allowed: np.ndarray | None, query: np.ndarray, count: int
+) -> np.ndarray:
+    """Keys of the `count` records nearest the query, only among the `allowed` rows when given."""
+    if allowed is None:
+        return store.search(query, count)[1]
+    if store.kind != "exact" and int(allowed.sum()) <= _EXACT_SCOPE:
+        kept = keys[allowed]
+        scores = store.vectors(kept) @ query
+        return kept[np.argsort(-scores, kind="stable")[:count]]
+    return store.search(query, count, exclude=keys[~allowed])[1]
+
+
+def _divided_by_max(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """`part` (some of `whole`'s scores) divided by `whole`'s maximum, without dividing all of `whole`."""
+    top = float(whole.max()) if whole.size else 0.0
+    return part / top if top > 0 else np.zeros_like(part)
 
 
 def top_rows(scores: np.ndarray, count: int) -> np.ndarray:
@@ -63,31 +91,29 @@ def gather_candidates(
     hidden the same way. `carry` is what earlier turns lend a follow-up
     (qa/search/followup.py): weighted BM25 tokens and the previous answer's paragraphs.
     """
-    allowed = index.source_mask(exclude_source, only)
-    passage_allowed = index.passage_mask(exclude_source, only)
+    restricted = exclude_source is not None or only is not None
+    allowed = index.source_mask(exclude_source, only) if restricted else None
+    passage_allowed = index.passage_mask(exclude_source, only) if restricted else None
     carried = carry.weights if carry else {}
-    hidden = len(allowed) - int(allowed.sum())
-    _, dense_keys = index.sentence_store.search(query, candidates + hidden)
-    dense_rows = np.asarray([index.sentence_row[int(key)] for key in dense_keys], dtype=np.int64)
-    dense_rows = dense_rows[allowed[dense_rows]][:candidates]
-    _, window_keys = index.window_store.search(query, 2 * candidates + hidden)
-    window_rows = np.asarray(
-        list(dict.fromkeys(index.window_sentence_row[int(key)] for key in window_keys)), dtype=np.int64
-    )
-    window_rows = window_rows[allowed[window_rows]][:candidates] if window_rows.size else window_rows
-    lexical_all = index.sentence_lexical.weighted_scores(tokens, carried) * allowed
+    dense_rows = index.sentence_rows(_dense_keys(index.sentence_store, index.sentence_keys, allowed, query, candidates))
+    dense_rows = dense_rows[dense_rows >= 0]
+    lexical_all = index.sentence_lexical.weighted_scores(tokens, carried)
+    if allowed is not None:
+        lexical_all = lexical_all * allowed
     lexical_rows = top_rows(lexical_all, candidates)
 
-    passage_lexical_all = max_normalize(index.passage_lexical.weighted_scores(tokens, carried) * passage_allowed)
-    passage_hidden = len(passage_allowed) - int(passage_allowed.sum())
-    _, passage_keys = index.passage_store.search(query, _PASSAGE_CANDIDATES + passage_hidden)
-    best_passages = [index.passage_row_by_key[int(key)] for key in passage_keys]
-    best_passages = [row for row in best_passages if passage_allowed[row]][:_PASSAGE_CANDIDATES]
+    passage_lexical_all = index.passage_lexical.weighted_scores(tokens, carried)
+    if passage_allowed is not None:
+        passage_lexical_all = passage_lexical_all * passage_allowed
+    passage_lexical_all = max_normalize(passage_lexical_all)
+    passage_keys = _dense_keys(index.passage_store, index.passage_keys, passage_allowed, query, _PASSAGE_CANDIDATES)
+    best_passages = [int(row) for row in index.passage_rows(passage_keys) if row >= 0]
     best_passages += [int(row) for row in top_rows(passage_lexical_all, _PASSAGE_CANDIDATES)]
-    best_passages += [row for row in (carry.focus_passages if carry else ()) if passage_allowed[row]]
-    from_passages = [row for passage in set(best_passages) for row in index.passage_sentence_rows[passage]]
+    focus = carry.focus_passages if carry else ()
+    best_passages += [row for row in focus if passage_allowed is None or passage_allowed[row]]
+    from_passages = [index.passage_sentence_rows(passage) for passage in set(best_passages)]
 
-    rows = np.unique(np.concatenate([dense_rows, lexical_rows, window_rows, np.asarray(from_passages, dtype=np.int64)]))
+    rows = np.unique(np.concatenate([dense_rows, lexical_rows, *from_passages]).astype(np.int64))
     own_passages = index.sentence_passage_rows[rows]
     unique_passages, inverse = np.unique(own_passages, return_inverse=True)
     dense = index.sentence_store.vectors(index.sentence_keys[rows]) @ query
@@ -95,27 +121,13 @@ def gather_candidates(
         rows=rows,
         passage_rows=own_passages,
         dense=dense,
-        dense_window=_best_window_cosine(index, rows, query, dense),
-        lexical=max_normalize(lexical_all)[rows],
+        dense_window=index.windows.best_cosines(rows, query, dense),
+        lexical=_divided_by_max(lexical_all[rows], lexical_all),
         passage_dense=(index.passage_store.vectors(index.passage_keys[unique_passages]) @ query)[inverse],
         passage_lexical=passage_lexical_all[own_passages],
-        coverage=index.sentence_lexical.coverages(
-            tokens, [index.sentence_lexical.token_sets[row] for row in rows.tolist()], carried
-        ),
+        coverage=index.sentence_lexical.coverages(tokens, rows, carried),
         lexical_raw=lexical_all[rows],
         dense_ranking=dense_rows,
         lexical_ranking=lexical_rows,
         penalty=repeat_penalty(rows, carry),
     )
-
-
-def _best_window_cosine(index: Index, rows: np.ndarray, query: np.ndarray, dense: np.ndarray) -> np.ndarray:
-    """For each sentence row, the larger of its own cosine and its best window's."""
-    keys = [index.window_keys_by_sentence[int(row)] for row in rows]
-    flat = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
-    best = dense.copy()
-    if flat.size:
-        cosines = index.window_store.vectors(flat) @ query
-        owners = np.repeat(np.arange(len(rows)), [len(k) for k in keys])
-        np.maximum.at(best, owners, cosines)
-    return best

@@ -20,10 +20,10 @@ class ConfidenceModel:
     (README, "Retrieval and answering"); refit them whenever FusionWeights change.
     """
 
-    intercept: float = -10.491
-    window_cosine: float = 6.282
-    paragraph_coverage: float = 5.427
-    fused_score: float = 7.119
+    intercept: float = -10.231
+    window_cosine: float = 6.944
+    paragraph_coverage: float = 5.359
+    fused_score: float = 6.539
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         """P(answered) for rows of (window cosine, paragraph coverage, fused score)."""
@@ -36,8 +36,8 @@ def confidence_features(
 ) -> tuple[float, float, float]:
     """The top candidate's window cosine, its paragraph's IDF coverage of the question, its fused score."""
     top = int(np.argmax(scores))
-    paragraph_tokens = index.passage_lexical.token_sets[int(found.passage_rows[top])]
-    coverage = index.sentence_lexical.coverage(tokens, paragraph_tokens)
+    paragraph = found.passage_rows[top : top + 1]
+    coverage = float(index.sentence_lexical.coverages(tokens, paragraph, holder=index.passage_lexical)[0])
     return float(found.dense_window[top]), coverage, float(scores[top])
 
 

@@ -293,11 +293,10 @@ def _antecedent_chain(turns: list[Turn]) -> list[Turn]:
 
 def _sentence_rows(index: Index, quote: Quote) -> list[int]:
     """Sentence rows of the quote in this index (none when the quote came from another build)."""
-    rows = [index.sentence_row.get(vector_key(sentence_id)) for sentence_id in quote.sentence_ids]
-    if not quote.sentence_ids:
-        rows = [
-            row
-            for row, sentence in enumerate(index.sentences)
-            if sentence.source == quote.source and sentence.start < quote.end and quote.start < sentence.end
-        ]
-    return [row for row in rows if row is not None]
+    if quote.sentence_ids:
+        rows = index.sentence_rows(np.asarray([vector_key(sentence_id) for sentence_id in quote.sentence_ids]))
+    else:
+        sentences = index.tables.sentences
+        overlapping = (sentences["start"] < quote.end) & (quote.start < sentences["end"])
+        rows = np.flatnonzero(overlapping & index.source_mask(only=frozenset([quote.source])))
+    return [int(row) for row in rows if row >= 0]

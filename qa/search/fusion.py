@@ -30,15 +30,17 @@ class FusionWeights:
     The weights are the best MRR@10 on a grid, fitted on even-numbered SQuAD
     dev articles and scored on the odd-numbered ones: `python -m qa.measure.calibrate`
     (README, "Retrieval and answering"). Sentence BM25 earns no weight there
-    once paragraph BM25 and coverage are in.
+    once paragraph BM25 and coverage are in. Window vectors are pooled from
+    the sentence's own token vectors (qa/embed/encoder.py); the weights were
+    refitted when they replaced separately embedded windows.
     """
 
-    dense_sentence: float = 0.15
+    dense_sentence: float = 0.20
     lexical_sentence: float = 0.00
-    dense_passage: float = 0.35
+    dense_passage: float = 0.40
     lexical_passage: float = 0.10
-    coverage: float = 0.25
-    dense_window: float = 0.15
+    coverage: float = 0.30
+    dense_window: float = 0.00
 
 
 def fuse(

@@ -5,8 +5,11 @@ Layout of the index folder:
     CURRENT              the live build folder's name, then its manifest's sha256
                          (two lines, replaced atomically)
     build-<id>/          one complete build: manifest.json (with a sha256 per file);
-                         for sentences, passages and windows, a JSONL of records and
-                         a FAISS file; texts.jsonl, the text each source was indexed from
+                         passages.npy, sentences.npy and sources.json, the records
+                         as columns (qa/storage/tables.py); for sentences and
+                         passages, a FAISS file and a folder of bm25s's BM25 files;
+                         windows.npy, the word windows' vectors (float16);
+                         texts.jsonl, the text each source was indexed from
     .tmp-<id>/           a build in progress; never read; removed when the build fails,
                          or by the next build when it was killed
     .lock                held by the running build
@@ -36,16 +39,33 @@ from pathlib import Path
 from typing import Any
 
 from qa.errors import IndexCorruptError, IndexLockedError, IndexMissingError, QAError
+from qa.storage.lexical import LexicalIndex
 from qa.storage.manifest import SCHEMA_VERSION, Manifest
-from qa.storage.vectors import FaissStore
+from qa.storage.tables import TABLE_FILES, Tables
+from qa.storage.vectors import FaissStore, WindowVectors
 
 logger = logging.getLogger(__name__)
 
 POINTER = "CURRENT"
 MANIFEST = "manifest.json"
-STORES = ("sentences", "passages", "windows")
+STORES = ("sentences", "passages")
 TEXTS = "texts.jsonl"
-DATA_FILES = (*(f"{name}.{kind}" for name in STORES for kind in ("jsonl", "faiss")), TEXTS)
+WINDOWS = "windows.npy"
+# What bm25s.BM25.save writes for the BM25 method qa uses.
+BM25_FILES = (
+    "data.csc.index.npy",
+    "indices.csc.index.npy",
+    "indptr.csc.index.npy",
+    "vocab.index.json",
+    "params.index.json",
+)
+DATA_FILES = (
+    *TABLE_FILES,
+    *(f"{name}.faiss" for name in STORES),
+    *(f"{name}.bm25/{file}" for name in STORES for file in BM25_FILES),
+    WINDOWS,
+    TEXTS,
+)
 REBUILD_HINT = "run `python -m qa build --full`"
 # A build folder's name as qa/indexing.py makes it: never a path that leads elsewhere.
 _BUILD_NAME = re.compile(r"build-[0-9A-Za-z-]+")
@@ -227,9 +247,10 @@ def remove_leftovers(index_dir: Path, live: str | None, keep: str | None = None)
 def write_build(
     index_dir: Path,
     manifest: Manifest,
-    records: dict[str, list[Any]],
+    tables: Tables,
     stores: dict[str, FaissStore],
-    texts: dict[str, str],
+    windows: WindowVectors,
+    lexical: dict[str, LexicalIndex],
 ) -> tuple[Path, Manifest]:
     """Write a complete build beside the live one, then point CURRENT at it.
 
@@ -244,7 +265,7 @@ def write_build(
     pointer_tmp = index_dir / f".tmp-{token}.pointer"
     try:
         temporary.mkdir()
-        manifest, manifest_bytes = _write_files(temporary, manifest, records, stores, texts)
+        manifest, manifest_bytes = _write_files(temporary, manifest, tables, stores, windows, lexical)
         temporary.rename(build)
         pointer_tmp.write_text(pointer_text(build.name, manifest_bytes), encoding="utf-8")
         _fsync(pointer_tmp)
@@ -266,18 +287,23 @@ def write_build(
 def _write_files(
     folder: Path,
     manifest: Manifest,
-    records: dict[str, list[Any]],
+    tables: Tables,
     stores: dict[str, FaissStore],
-    texts: dict[str, str],
+    windows: WindowVectors,
+    lexical: dict[str, LexicalIndex],
 ) -> tuple[Manifest, bytes]:
     """The data files and the manifest listing their checksums, synced; returns that manifest and its bytes."""
+    tables.save(folder)
+    windows.save(folder / WINDOWS)
     for name in STORES:
-        write_jsonl(folder / f"{name}.jsonl", (record.to_dict() for record in records[name]))
         stores[name].save(folder / f"{name}.faiss")
+        (folder / f"{name}.bm25").mkdir()
+        lexical[name].save(folder / f"{name}.bm25")
+    texts = tables.texts
     write_jsonl(folder / TEXTS, ({"source": source, "text": texts[source]} for source in sorted(texts)))
     manifest = manifest.with_files({name: sha256_file(folder / name) for name in DATA_FILES})
     manifest_bytes = (json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     (folder / MANIFEST).write_bytes(manifest_bytes)
-    for name in (*DATA_FILES, MANIFEST):
+    for name in (*DATA_FILES, MANIFEST, *(f"{name}.bm25" for name in STORES)):
         _fsync(folder / name)
     return manifest, manifest_bytes

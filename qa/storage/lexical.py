@@ -1,10 +1,11 @@
-"""BM25 over texts with bm25s, rebuilt from stored text at load time (nothing pickled)."""
+"""BM25 over texts with bm25s: built with the index, saved beside it and memory-mapped on load (nothing pickled)."""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
 
 import bm25s
 import numpy as np
@@ -89,20 +90,51 @@ def tokenize(texts: list[str]) -> list[list[str]]:
 
 
 class LexicalIndex:
-    """BM25 scores of a query against every text, in the order the texts were given."""
+    """BM25 scores of a query against every text, in the order the texts were given.
 
-    def __init__(self, texts: list[str]) -> None:
-        self.size = len(texts)
-        self._bm25 = bm25s.BM25()
-        tokens = tokenize(texts) if texts else []
-        self.token_sets = [frozenset(row) for row in tokens]
-        self._document_frequency = Counter(token for row in self.token_sets for token in row)
-        if texts:
-            self._bm25.index(tokens, show_progress=False)
+    The BM25 matrix is bm25s's own (a sparse matrix of each token's score in
+    each text), saved with the build and memory-mapped on load, so a large
+    index loads in the time it takes to map its files. The same matrix says
+    which texts hold a token (their score is above 0), which is what IDF
+    coverage needs; no token set per text is kept.
+    """
+
+    def __init__(self, texts: Iterable[str] = (), *, bm25: bm25s.BM25 | None = None) -> None:
+        if bm25 is None:
+            bm25 = bm25s.BM25()
+            tokens = tokenize(list(texts))
+            if tokens:
+                bm25.index(tokens, show_progress=False)
+            else:
+                bm25.scores = {"data": np.zeros(0), "indices": np.zeros(0, np.int32), "indptr": np.zeros(1, np.int32)}
+                bm25.scores["num_docs"] = 0
+                bm25.vocab_dict = {}
+                bm25.nonoccurrence_array = None
+        self._bm25 = bm25
+        self.size = int(bm25.scores["num_docs"])
+        self._vocabulary: dict[str, int] = bm25.vocab_dict
+        self._indptr = np.asarray(bm25.scores["indptr"])
+        self._indices = bm25.scores["indices"]
+
+    def save(self, folder: Path) -> None:
+        """Write the BM25 matrix and vocabulary into `folder` (bm25s's files, no pickle)."""
+        self._bm25.save(str(folder), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        """Map what save wrote.
+
+        Raises:
+            OSError, ValueError: a file is missing or unreadable.
+        """
+        return cls(bm25=bm25s.BM25.load(str(folder), mmap=True))
+
+    def _known(self, tokens: Iterable[str]) -> list[str]:
+        return [token for token in tokens if token in self._vocabulary]
 
     def scores(self, query_tokens: list[str]) -> np.ndarray:
         """BM25 score of every text for the query tokens (zeros when none is known)."""
-        known = [token for token in query_tokens if token in self._document_frequency]
+        known = self._known(query_tokens)
         if not known:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._bm25.get_scores(known), dtype=np.float32)
@@ -114,27 +146,54 @@ class LexicalIndex:
             total = total + weight * self.scores([token for token, w in carried.items() if w == weight])
         return total
 
+    def frequency(self, token: str) -> int:
+        """How many texts hold the token."""
+        number = self._vocabulary.get(token)
+        return 0 if number is None else int(self._indptr[number + 1] - self._indptr[number])
+
     def idf(self, token: str) -> float:
         """Inverse document frequency as BM25 weighs it; an unseen token weighs the most."""
-        frequency = self._document_frequency.get(token, 0)
+        frequency = self.frequency(token)
         return math.log(1 + (self.size - frequency + 0.5) / (frequency + 0.5))
 
-    def coverages(
-        self, query_tokens: list[str], token_sets: list[frozenset[str]], carried: dict[str, float] | None = None
-    ) -> np.ndarray:
-        """For each token set, the share of the query's IDF weight whose terms it holds (0 to 1).
+    def holding(self, token: str, rows: np.ndarray) -> np.ndarray:
+        """For each of these text rows, whether it holds the token."""
+        number = self._vocabulary.get(token)
+        if number is None or not len(rows):
+            return np.zeros(len(rows), dtype=bool)
+        return np.isin(rows, self._indices[self._indptr[number] : self._indptr[number + 1]])
 
-        `carried` tokens (a follow-up's earlier words) count with their IDF times their weight.
-        """
+    def _weights(self, query_tokens: list[str], carried: dict[str, float] | None) -> dict[str, float]:
         weights = {token: self.idf(token) for token in set(query_tokens)}
         for token, weight in (carried or {}).items():
             weights.setdefault(token, weight * self.idf(token))
+        return weights
+
+    def coverages(
+        self,
+        query_tokens: list[str],
+        rows: np.ndarray,
+        carried: dict[str, float] | None = None,
+        holder: LexicalIndex | None = None,
+    ) -> np.ndarray:
+        """For each row, the share of the query's IDF weight whose terms it holds (0 to 1).
+
+        IDF is this index's; the rows are texts of `holder` (default: this
+        index), so a paragraph can be scored with the sentences' IDF.
+        `carried` tokens (a follow-up's earlier words) count with their IDF times their weight.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        weights = self._weights(query_tokens, carried)
         total = sum(weights.values())
+        shares = np.zeros(len(rows), dtype=np.float64)
         if not total:
-            return np.zeros(len(token_sets), dtype=np.float32)
-        shares = [sum(w for token, w in weights.items() if token in present) / total for present in token_sets]
-        return np.asarray(shares, dtype=np.float32)
+            return shares.astype(np.float32)
+        for token, weight in weights.items():
+            shares += weight * (holder or self).holding(token, rows)
+        return (shares / total).astype(np.float32)
 
     def coverage(self, query_tokens: list[str], present: frozenset[str] | set[str]) -> float:
         """Share of the query's IDF weight whose terms are in `present` (0 to 1)."""
-        return float(self.coverages(query_tokens, [frozenset(present)])[0])
+        weights = self._weights(query_tokens, None)
+        total = sum(weights.values())
+        return sum(w for token, w in weights.items() if token in present) / total if total else 0.0

@@ -1,9 +1,8 @@
 """The manifest of a build: what it holds, which model made it, and a sha256 for each of its files.
 
 On disk it is `manifest.json` in the build folder, written once by a build
-and checked on every load (qa/storage/layout.py). The JSON keeps the layout
-it has had since schema 2, so index folders built before these records
-existed load unchanged.
+and checked on every load (qa/storage/layout.py). A manifest of another
+schema is refused before its fields are read, with the command to rebuild.
 """
 
 from __future__ import annotations
@@ -16,8 +15,9 @@ from qa.embed.encoder import ModelFingerprint
 
 # Bump when how text is split (qa/split.py) or the stored records change: an
 # index of another version is then rebuilt in full rather than mixed with
-# records split differently.
-SCHEMA_VERSION = 2
+# records split differently. 3: records as columns, BM25 saved, no word
+# windows, IVF-SQ8 vectors for large corpora.
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -43,12 +43,19 @@ class SkippedEntry:
 
 @dataclass(frozen=True)
 class Counts:
-    """How many sources, passages, sentences and windows a build holds."""
+    """How many sources, passages and sentences a build holds."""
 
     sources: int
     passages: int
     sentences: int
-    windows: int
+
+
+@dataclass(frozen=True)
+class StoreEntry:
+    """Which kind of vector store holds one record kind, and how many vectors an IVF store was trained on."""
+
+    kind: str
+    trained_on: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class Manifest:
     sources: dict[str, SourceEntry]
     skipped: dict[str, SkippedEntry] = field(default_factory=dict)
     max_file_mb: float = DEFAULT_MAX_FILE_MB
+    stores: dict[str, StoreEntry] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
 
     def with_files(self, files: dict[str, str]) -> Manifest:
@@ -78,6 +86,7 @@ class Manifest:
             "sources": {source: _plain(entry) for source, entry in self.sources.items()},
             "skipped": {source: _plain(entry) for source, entry in self.skipped.items()},
             "max_file_mb": self.max_file_mb,
+            "stores": {name: _plain(entry) for name, entry in self.stores.items()},
             "files": dict(self.files),
         }
 
@@ -98,6 +107,7 @@ class Manifest:
             # Written by every build since the size limit and skip reasons were recorded.
             skipped={source: SkippedEntry(**entry) for source, entry in data.get("skipped", {}).items()},
             max_file_mb=float(data.get("max_file_mb", DEFAULT_MAX_FILE_MB)),
+            stores={name: StoreEntry(**entry) for name, entry in data["stores"].items()},
             files={str(name): str(checksum) for name, checksum in data["files"].items()},
         )
 

@@ -2,12 +2,19 @@
 
 Vectors are keyed by int64 ids derived from the records' hex ids, so removing a
 source removes exactly its rows and nothing needs renumbering.
+
+Up to EXACT_LIMIT vectors the search is exact (a flat inner-product index).
+Past it, exact search grows linearly with the corpus and holds 1.5 KB a
+vector, so the store is an inverted-file index over 8-bit scalar-quantised
+vectors (FAISS IVF-SQ8): a quarter of the memory, and each question scans
+only the lists nearest to it. `qa info` says which one an index uses, and
+`qa bench --scale` measures its recall against exact search.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import faiss
 import numpy as np
@@ -31,17 +38,102 @@ class VectorStore(Protocol):
 
     def vectors(self, keys: np.ndarray) -> np.ndarray: ...
 
-    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def search(self, query: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]: ...
 
     def save(self, path: Path) -> None: ...
 
 
-class FaissStore:
-    """Exact inner-product search over unit vectors (cosine similarity) with FAISS."""
+# Past this many vectors a store is approximate (IVF-SQ8); below it, exact.
+EXACT_LIMIT = 100_000
+# Lists an IVF store searches per question; stored in the index file.
+IVF_PROBES = 48
+# An IVF store's lists are reused by incremental builds until it holds this
+# many times the vectors it was trained on; then it is trained again.
+RETRAIN_GROWTH = 4
 
-    def __init__(self, dimension: int, index: faiss.Index | None = None) -> None:
+
+def ivf_lists(size: int) -> int:
+    """Inverted lists for `size` vectors: about 4 sqrt(N), as FAISS's guidelines suggest,
+    with at least 39 training vectors a list (fewer lists for a tiny store, as in tests)."""
+    return max(1, min(max(64, int(4 * np.sqrt(size))), size // 39))
+
+
+class FaissStore:
+    """Inner-product search over unit vectors (cosine similarity) with FAISS: exact, or IVF-SQ8 when large."""
+
+    def __init__(self, dimension: int, index: faiss.Index | None = None, trained_on: int = 0) -> None:
         self.dimension = dimension
         self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        # How many vectors an IVF store's lists were trained on (0 for exact stores).
+        self.trained_on = trained_on
+
+    @property
+    def kind(self) -> str:
+        """ "exact" or "ivf-sq8" (with its lists and probes), as `qa info` prints it."""
+        ivf = self._ivf
+        if ivf is None:
+            return "exact"
+        return f"ivf-sq8 ({ivf.nlist} lists, {ivf.nprobe} probed)"
+
+    @property
+    def _ivf(self) -> faiss.IndexIVF | None:
+        try:
+            return faiss.extract_index_ivf(self._index)
+        except RuntimeError:  # not an IVF index
+            return None
+
+    @classmethod
+    def assemble(
+        cls,
+        dimension: int,
+        keys: np.ndarray,
+        vectors: np.ndarray,
+        previous: FaissStore | None = None,
+        kept: np.ndarray | None = None,
+        removed: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> FaissStore:
+        """A store of the `kept` keys of `previous` (the others in it are `removed`) plus the new `keys` and `vectors`.
+
+        The kind follows the total size. A large store reuses the previous
+        IVF store's trained lists (removing what is not kept) while it has
+        grown less than RETRAIN_GROWTH times, so adding one document to a
+        million sentences embeds and assigns only that document's vectors.
+        """
+        kept = np.zeros(0, dtype=np.int64) if kept is None else np.asarray(kept, dtype=np.int64)
+        total = len(kept) + len(keys)
+        if total <= EXACT_LIMIT:
+            store = cls(dimension)
+            if previous is not None:
+                store.add(kept, previous.vectors(kept))
+            store.add(keys, vectors)
+            return store
+        if previous is not None and previous._ivf is not None and total <= RETRAIN_GROWTH * previous.trained_on:
+            store = cls(dimension, faiss.clone_index(previous._index), previous.trained_on)
+            if removed is not None:
+                store.remove(removed)
+            store.add(keys, vectors)
+            return store
+        if previous is not None:
+            keys = np.concatenate([kept, np.asarray(keys, dtype=np.int64)])
+            vectors = np.concatenate([previous.vectors(kept), np.asarray(vectors, dtype=np.float32)])
+        return cls.trained(dimension, keys, vectors, seed)
+
+    @classmethod
+    def trained(cls, dimension: int, keys: np.ndarray, vectors: np.ndarray, seed: int = 0) -> FaissStore:
+        """An IVF-SQ8 store trained on (a sample of) these vectors, holding them all."""
+        lists = ivf_lists(len(vectors))
+        index = faiss.index_factory(dimension, f"IVF{lists},SQ8", faiss.METRIC_INNER_PRODUCT)
+        sample_size = min(len(vectors), 64 * lists)
+        sample = np.random.default_rng(seed).choice(len(vectors), sample_size, replace=False)
+        index.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
+        ivf = faiss.extract_index_ivf(index)
+        ivf.nprobe = IVF_PROBES
+        # Vectors by key (for candidates' cosines) need the key -> list map.
+        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # not in faiss's stubs
+        store = cls(dimension, index, len(vectors))
+        store.add(keys, vectors)
+        return store
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -64,12 +156,24 @@ class FaissStore:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return self._index.reconstruct_batch(np.asarray(keys, dtype=np.int64))
 
-    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The k best (scores, keys) for one query vector, best first."""
+    def search(self, query: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The k best (scores, keys) for one query vector, best first, never one of the keys in `exclude`."""
         k = min(k, len(self))
         if k <= 0:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
-        scores, keys = self._index.search(np.ascontiguousarray(query[None, :], dtype=np.float32), k)
+        params: Any = None
+        if exclude is not None and len(exclude):
+            hidden = np.ascontiguousarray(exclude, dtype=np.int64)
+            # FAISS skips the excluded keys while it searches, so the k found are k allowed ones.
+            batch = faiss.IDSelectorBatch(hidden)
+            selector = faiss.IDSelectorNot(batch)
+            ivf = self._ivf
+            # faiss's generated stubs do not know the keyword constructors its Python wrapper adds.
+            if ivf is not None:
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)  # type: ignore[call-arg]
+            else:
+                params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
+        scores, keys = self._index.search(np.ascontiguousarray(query[None, :], dtype=np.float32), k, params=params)
         keep = keys[0] >= 0
         return scores[0][keep], keys[0][keep]
 
@@ -87,6 +191,60 @@ class FaissStore:
             faiss.write_index(self._index, writer)
 
     @classmethod
-    def load(cls, path: Path) -> FaissStore:
+    def load(cls, path: Path, trained_on: int = 0) -> FaissStore:
+        """Read what save wrote; `trained_on` is what the manifest recorded for an IVF store."""
         index = faiss.read_index(str(path))
-        return cls(index.d, index)
+        return cls(index.d, index, trained_on)
+
+
+class WindowVectors:
+    """The vectors of long sentences' word windows, in sentence order, as float16 in a memory-mapped file.
+
+    They only rescore candidates (a sentence's best window cosine), never
+    search, so they need no index and stay on disk but for the pages read:
+    a million sentences' 3.4 million windows take 2.6 GB of file and almost
+    no memory.
+    """
+
+    def __init__(self, vectors: np.ndarray, counts: np.ndarray) -> None:
+        self.vectors = vectors  # (windows, dimension) float16, row order = sentence order
+        self.counts = np.asarray(counts, dtype=np.int64)  # windows per sentence row
+        self.bounds = np.concatenate([[0], np.cumsum(self.counts)])
+        if self.bounds[-1] != len(vectors):
+            raise ValueError(f"{len(vectors)} window vectors for sentences that have {self.bounds[-1]}")
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def _window_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The window rows of these sentence rows, and for each the position of its sentence in `rows`."""
+        rows = np.asarray(rows, dtype=np.int64)
+        counts = self.counts[rows]
+        owners = np.repeat(np.arange(len(rows)), counts)
+        starts = np.repeat(self.bounds[rows], counts)
+        within = np.arange(len(owners)) - np.repeat(np.cumsum(counts) - counts, counts)
+        return starts + within, owners
+
+    def best_cosines(self, rows: np.ndarray, query: np.ndarray, own: np.ndarray) -> np.ndarray:
+        """For each sentence row, the larger of its own cosine `own` and its best window's."""
+        best = np.asarray(own, dtype=np.float32).copy()
+        window_rows, owners = self._window_rows(rows)
+        if len(window_rows):
+            cosines = np.asarray(self.vectors[window_rows], dtype=np.float32) @ query
+            np.maximum.at(best, owners, cosines)
+        return best
+
+    def of_sentences(self, rows: np.ndarray) -> np.ndarray:
+        """The window vectors of these sentence rows, in their order (as an incremental build keeps them)."""
+        return np.asarray(self.vectors[self._window_rows(rows)[0]], dtype=np.float16)
+
+    def save(self, path: Path) -> None:
+        np.save(path, np.asarray(self.vectors, dtype=np.float16), allow_pickle=False)
+
+    @classmethod
+    def load(cls, path: Path, counts: np.ndarray) -> WindowVectors:
+        """Map what save wrote (read-only); `counts` are the sentences' window counts."""
+        vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+        if vectors.dtype != np.float16 or vectors.ndim != 2:
+            raise ValueError(f"{path} does not hold float16 window vectors")
+        return cls(vectors, counts)

@@ -157,3 +157,21 @@ def test_query_backend_setting_is_checked() -> None:
     assert Settings.from_env({"QA_QUERY_BACKEND": "torch"}).query_backend == "torch"
     with pytest.raises(SettingsError, match="onnx, torch"):
         Settings.from_env({"QA_QUERY_BACKEND": "tensorflow"})
+
+
+def test_spans_are_pooled_from_the_same_forward_pass(encoder: Encoder) -> None:
+    texts = ["The senator from Iowa chairs the Senate Judiciary Committee and leads the caucus.", "Short."]
+    spans = [[(0, 22), (27, 65)], []]
+    vectors, pooled = encoder.encode_with_spans(texts, spans)
+    np.testing.assert_allclose(vectors, encoder.encode(texts), atol=1e-6)
+    assert pooled.shape == (2, 384) and pooled.dtype == np.float16
+    np.testing.assert_allclose(np.linalg.norm(pooled.astype(np.float32), axis=1), 1.0, atol=1e-3)
+    # A pooled clause is closer to a question about it than the whole sentence is.
+    query, _ = encoder.encode_query("Who chairs the Senate Judiciary Committee?")
+    assert float(pooled[1].astype(np.float32) @ query) > float(vectors[0] @ query)
+
+
+def test_spans_of_a_text_longer_than_the_model_take_its_own_vector(encoder: Encoder) -> None:
+    long_text = " ".join(f"word{number}" for number in range(600))
+    vectors, pooled = encoder.encode_with_spans([long_text], [[(0, 30), (40, 80)]])
+    np.testing.assert_allclose(pooled.astype(np.float32), np.stack([vectors[0], vectors[0]]), atol=2e-3)

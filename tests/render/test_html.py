@@ -155,7 +155,7 @@ def test_header_never_carries_unescaped_markup(
 ) -> None:
     manifest = Manifest(
         schema_version=SCHEMA_VERSION, model=ModelFingerprint(model, 384, "0" * 64), built_at=built_at,
-        counts=Counts(sources=2, passages=3, sentences=9, windows=0), sources={},
+        counts=Counts(sources=2, passages=3, sentences=9), sources={},
     )
     stale: dict[str, list[str]] | QAError = {"added": names, "changed": names, "removed": []}
     if stale_fails:

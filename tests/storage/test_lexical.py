@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,34 @@ def test_coverage_is_the_share_of_query_idf_present() -> None:
 def test_empty_index_scores_nothing() -> None:
     index = LexicalIndex([])
     assert index.scores(["fentanyl"]).shape == (0,)
+
+
+def test_saved_bm25_maps_back_with_the_same_scores(tmp_path: Path) -> None:
+    index = LexicalIndex(TEXTS)
+    index.save(tmp_path)
+    loaded = LexicalIndex.load(tmp_path)
+    query = tokenize(["fentanyl mail border"])[0]
+    np.testing.assert_allclose(loaded.scores(query), index.scores(query))
+    assert loaded.idf(query[0]) == index.idf(query[0]) and loaded.size == 3
+
+
+def test_coverages_of_rows_use_this_index_idf_and_the_holder_texts() -> None:
+    sentences = LexicalIndex(TEXTS)
+    paragraphs = LexicalIndex(["Fentanyl arrives by mail from China.", "The committee met."])
+    query = tokenize(["fentanyl mail committee"])[0]
+    weights = {token: sentences.idf(token) for token in query}
+    total = sum(weights.values())
+    expected = [
+        sentences.coverage(query, set(tokenize([TEXTS[0]])[0])),
+        sentences.coverage(query, set(tokenize([TEXTS[2]])[0])),
+    ]
+    np.testing.assert_allclose(sentences.coverages(query, np.asarray([0, 2])), expected, rtol=1e-6)
+    covered = sentences.coverages(query, np.asarray([0, 1]), holder=paragraphs)
+    committee = tokenize(["committee"])[0][0]
+    assert covered[1] == pytest.approx(weights[committee] / total)
+    assert sentences.coverages([], np.asarray([0])).tolist() == [0.0]
+
+
+def test_an_empty_index_saves_and_loads(tmp_path: Path) -> None:
+    LexicalIndex([]).save(tmp_path)
+    assert LexicalIndex.load(tmp_path).scores(["fentanyl"]).shape == (0,)

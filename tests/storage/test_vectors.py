@@ -1,4 +1,4 @@
-"""The FAISS vector store: keyed rows, exact cosine search, and a readable file round trip."""
+"""The FAISS vector store: keyed rows, exact cosine search, IVF-SQ8 past a size, and a readable file round trip."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from qa.embed.encoder import normalize
 from qa.records import content_id
+from qa.storage import vectors
 from qa.storage.vectors import FaissStore, vector_key
 
 
@@ -70,3 +71,77 @@ def test_a_full_disk_is_an_os_error_with_its_errno(tmp_path: Path) -> None:
     assert raised.value.errno == errno.ENOSPC
     with pytest.raises(FileNotFoundError):
         store.save(tmp_path / "no-such-folder" / "v.faiss")
+
+
+# --- approximate search past EXACT_LIMIT ----------------------------------------------
+
+
+def clustered(count: int, dimension: int = 32, seed: int = 0) -> np.ndarray:
+    """Unit vectors around 50 centres, as sentence embeddings cluster by topic."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((50, dimension))
+    points = centres[rng.integers(0, 50, count)] + 0.5 * rng.standard_normal((count, dimension))
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture
+def small_limit(monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(vectors, "EXACT_LIMIT", 2_000)
+    return 2_000
+
+
+def test_small_stores_are_exact_and_large_ones_ivf(small_limit: int) -> None:
+    points = clustered(small_limit + 1_000)
+    keys = np.arange(len(points), dtype=np.int64) * 3 + 1
+    exact = FaissStore.assemble(32, keys[:small_limit], points[:small_limit])
+    assert exact.kind == "exact" and exact.trained_on == 0
+    approximate = FaissStore.assemble(32, keys, points)
+    assert approximate.kind.startswith("ivf-sq8 (") and approximate.trained_on == len(points)
+    assert len(approximate) == len(points)
+
+
+def test_ivf_search_recalls_the_exact_top_50(small_limit: int) -> None:
+    points = clustered(20_000)
+    keys = np.arange(len(points), dtype=np.int64)
+    store = FaissStore.assemble(32, keys, points)
+    queries = clustered(50, seed=1)
+    recalls = []
+    for query in queries:
+        truth = set(np.argsort(-(points @ query))[:50].tolist())
+        _, found = store.search(query, 50)
+        recalls.append(len(truth & set(found.tolist())) / 50)
+    assert np.mean(recalls) >= 0.95
+    # Vectors by key come back 8-bit quantised: close, not equal.
+    np.testing.assert_allclose(store.vectors(keys[:10]), points[:10], atol=0.02)
+
+
+def test_an_incremental_ivf_store_reuses_its_lists_and_drops_removed_keys(small_limit: int, tmp_path: Path) -> None:
+    points = clustered(6_000)
+    keys = np.arange(len(points), dtype=np.int64)
+    first = FaissStore.assemble(32, keys[:5_000], points[:5_000])
+    first.save(tmp_path / "s.faiss")
+    previous = FaissStore.load(tmp_path / "s.faiss", trained_on=first.trained_on)
+    assert previous.kind == first.kind
+    kept, removed = keys[100:5_000], keys[:100]
+    second = FaissStore.assemble(32, keys[5_000:], points[5_000:], previous=previous, kept=kept, removed=removed)
+    assert second.trained_on == 5_000  # the same lists, not trained again
+    assert len(second) == 5_900
+    _, found = second.search(points[0], 5)
+    assert 0 not in found.tolist()
+    _, found = second.search(points[5_500], 1)
+    assert found.tolist() == [5_500]
+    # Grown past RETRAIN_GROWTH times what it was trained on, it is trained afresh.
+    grown = FaissStore.assemble(
+        32, np.arange(6_000, 26_000, dtype=np.int64), clustered(20_000, seed=2), previous=second, kept=keys[100:]
+    )
+    assert grown.trained_on == len(grown) == 25_900
+
+
+def test_search_skips_excluded_keys_in_both_kinds(small_limit: int) -> None:
+    points = clustered(small_limit + 500)
+    keys = np.arange(len(points), dtype=np.int64) + 100
+    for store in (FaissStore.assemble(32, keys[:1_000], points[:1_000]), FaissStore.assemble(32, keys, points)):
+        _, best = store.search(points[0], 10)
+        _, others = store.search(points[0], 10, exclude=best[:3])
+        assert len(others) == 10 and not set(best[:3].tolist()) & set(others.tolist())
+        assert set(best[3:].tolist()) <= set(others.tolist())

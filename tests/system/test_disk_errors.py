@@ -7,6 +7,7 @@ mount and a real full tmpfs.
 
 from __future__ import annotations
 
+import builtins
 import errno
 import io
 import json
@@ -51,8 +52,12 @@ def opened_for_writing(is_the_file: Callable[[str], bool]) -> Callable[..., bool
 # system: (module, function, which call fails).
 STEPS: dict[str, tuple[Any, str, Callable[..., bool]]] = {
     "make the temporary folder": (os, "mkdir", lambda path, *args, **kwargs: Path(path).name.startswith(".tmp-")),
-    "write sentences.jsonl": (io, "open", opened_for_writing(lambda name: name == "sentences.jsonl")),
+    # numpy and bm25s open their files with the builtin open, pathlib with io.open.
+    "write sentences.npy": (builtins, "open", opened_for_writing(lambda name: name == "sentences.npy")),
+    "write sources.json": (io, "open", opened_for_writing(lambda name: name == "sources.json")),
     "write passages.faiss": (io, "open", opened_for_writing(lambda name: name == "passages.faiss")),
+    "write the BM25 files": (builtins, "open", opened_for_writing(lambda name: name == "vocab.index.json")),
+    "write windows.npy": (builtins, "open", opened_for_writing(lambda name: name == "windows.npy")),
     "write texts.jsonl": (io, "open", opened_for_writing(lambda name: name == "texts.jsonl")),
     "write manifest.json": (io, "open", opened_for_writing(lambda name: name == "manifest.json")),
     "sync the files": (os, "fsync", lambda *args, **kwargs: True),

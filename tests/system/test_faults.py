@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -306,9 +307,7 @@ def test_next_build_removes_leftovers_of_crashes_but_never_the_live_build(
     (index_dir / ".tmp-20200101000000-0badf00d.pointer").write_text("build-20200101000000-0badf00d\n")
     (index_dir / ".tmp-20200101000000-5ca1ab1e").symlink_to(outside, target_is_directory=True)
     superseded = index_dir / "build-20200101000000-deadbeef"  # an older complete build
-    superseded.mkdir()
-    for path in live.iterdir():
-        (superseded / path.name).write_bytes(path.read_bytes())
+    shutil.copytree(live, superseded)
     (index_dir / "build-20200101000000-cafef00d").mkdir()  # renamed, then killed before CURRENT
     (index_dir / "notes.txt").write_text("someone's notes\n", encoding="utf-8")
 
@@ -330,9 +329,7 @@ def test_a_reader_never_follows_a_pointer_to_a_temporary_folder(
 ) -> None:
     _, index_dir = small_copy
     temporary = index_dir / ".tmp-20200101000000-0badf00d"
-    temporary.mkdir()
-    for path in live_build(index_dir).iterdir():
-        (temporary / path.name).write_bytes(path.read_bytes())
+    shutil.copytree(live_build(index_dir), temporary)
     (index_dir / "CURRENT").write_text(pointer + "\n", encoding="utf-8")
     with pytest.raises(IndexCorruptError, match="garbled"):
         load_index(index_dir, encoder)
