@@ -122,6 +122,8 @@ def _build_locked(
     manifest = _manifest(encoder, readable, tables, skipped, max_file_mb, stores)
     build, manifest = layout.write_build(index_dir, manifest, tables, stores, windows, lexical)
     layout.remove_leftovers(index_dir, build.name, keep=live)
+    # Served from the file from now on, as a loaded index would be: the array goes.
+    windows = WindowVectors.load(build / layout.WINDOWS, windows.counts)
     index = Index(build, manifest, encoder, tables, stores, windows, lexical)
     index.report = report
     return index
@@ -172,10 +174,11 @@ def _assemble_stores(
         )
     counts = np.concatenate([kept.sentences["windows"], new.sentences["windows"]])
     kept_count = int(kept.sentences["windows"].sum())
+    if previous is None or not kept_count:
+        return stores, WindowVectors(window_vectors, counts)
     windows = np.empty((kept_count + len(window_vectors), encoder.fingerprint.dimension), dtype=np.float16)
-    if previous is not None and kept_count:
-        kept_rows = np.flatnonzero(previous.source_mask(only=frozenset(kept.sources)))
-        windows[:kept_count] = previous.windows.of_sentences(kept_rows)
+    kept_rows = np.flatnonzero(previous.source_mask(only=frozenset(kept.sources)))
+    windows[:kept_count] = previous.windows.of_sentences(kept_rows)
     windows[kept_count:] = window_vectors
     return stores, WindowVectors(windows, counts)
 

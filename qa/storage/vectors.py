@@ -13,6 +13,7 @@ only the lists nearest to it. `qa info` says which one an index uses, and
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -197,16 +198,77 @@ class FaissStore:
         return cls(index.d, index, trained_on)
 
 
-class WindowVectors:
-    """The vectors of long sentences' word windows, in sentence order, as float16 in a memory-mapped file.
+class RowFile:
+    """The rows of a 2-D .npy file, read with pread on demand.
 
-    They only rescore candidates (a sentence's best window cosine), never
-    search, so they need no index and stay on disk but for the pages read:
-    a million sentences' 3.4 million windows take 2.6 GB of file and almost
-    no memory.
+    Not memory-mapped: pages a mapping touches count toward the process's
+    resident memory for as long as they stay cached, and questions touch a
+    few thousand scattered rows each. Read this way they stay in the page
+    cache, which the kernel reclaims, not in the process.
     """
 
-    def __init__(self, vectors: np.ndarray, counts: np.ndarray) -> None:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with path.open("rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+            else:
+                raise ValueError(f"{path} is a .npy file of version {version}, not 1.0 or 2.0")
+            self.offset = handle.tell()
+        if len(shape) != 2 or fortran:
+            raise ValueError(f"{path} does not hold a 2-D array in row order")
+        self.shape: tuple[int, int] = (int(shape[0]), int(shape[1]))
+        self.dtype = np.dtype(dtype)
+        self._row_bytes = self.shape[1] * self.dtype.itemsize
+        if path.stat().st_size != self.offset + self.shape[0] * self._row_bytes:
+            raise ValueError(f"{path} is not as long as its header says")
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """These rows, in this order (one read per run of consecutive rows)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.shape[1]), dtype=self.dtype)
+        if not len(rows):
+            return out
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
+        descriptor = os.open(self.path, os.O_RDONLY)
+        try:
+            position = 0
+            for run in np.split(ordered, breaks):
+                data = os.pread(descriptor, len(run) * self._row_bytes, self.offset + int(run[0]) * self._row_bytes)
+                out[order[position : position + len(run)]] = np.frombuffer(data, dtype=self.dtype).reshape(len(run), -1)
+                position += len(run)
+        finally:
+            os.close(descriptor)
+        return out
+
+    def __getitem__(self, key: slice | np.ndarray) -> np.ndarray:
+        if isinstance(key, slice):
+            return self.take(np.arange(*key.indices(len(self))))
+        return self.take(np.asarray(key))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        every = self.take(np.arange(len(self)))
+        return every if dtype is None else every.astype(dtype)
+
+
+class WindowVectors:
+    """The vectors of long sentences' word windows, in sentence order, as float16; on disk once built.
+
+    They only rescore candidates (a sentence's best window cosine), never
+    search, so they need no index and stay on disk (RowFile) but for the rows
+    read: a million sentences' 3.4 million windows take 2.6 GB of file and
+    almost no memory.
+    """
+
+    def __init__(self, vectors: np.ndarray | RowFile, counts: np.ndarray) -> None:
         self.vectors = vectors  # (windows, dimension) float16, row order = sentence order
         self.counts = np.asarray(counts, dtype=np.int64)  # windows per sentence row
         self.bounds = np.concatenate([[0], np.cumsum(self.counts)])
@@ -230,21 +292,30 @@ class WindowVectors:
         best = np.asarray(own, dtype=np.float32).copy()
         window_rows, owners = self._window_rows(rows)
         if len(window_rows):
-            cosines = np.asarray(self.vectors[window_rows], dtype=np.float32) @ query
+            cosines = self._rows(window_rows).astype(np.float32) @ query
             np.maximum.at(best, owners, cosines)
         return best
 
     def of_sentences(self, rows: np.ndarray) -> np.ndarray:
         """The window vectors of these sentence rows, in their order (as an incremental build keeps them)."""
-        return np.asarray(self.vectors[self._window_rows(rows)[0]], dtype=np.float16)
+        return self._rows(self._window_rows(rows)[0]).astype(np.float16, copy=False)
+
+    def _rows(self, window_rows: np.ndarray) -> np.ndarray:
+        if isinstance(self.vectors, RowFile):
+            return self.vectors.take(window_rows)
+        return np.asarray(self.vectors[window_rows])
 
     def save(self, path: Path) -> None:
         np.save(path, np.asarray(self.vectors, dtype=np.float16), allow_pickle=False)
 
     @classmethod
     def load(cls, path: Path, counts: np.ndarray) -> WindowVectors:
-        """Map what save wrote (read-only); `counts` are the sentences' window counts."""
-        vectors = np.load(path, mmap_mode="r", allow_pickle=False)
-        if vectors.dtype != np.float16 or vectors.ndim != 2:
+        """What save wrote, read on demand; `counts` are the sentences' window counts.
+
+        Raises:
+            OSError, ValueError: the file is missing, unreadable or not float16 rows.
+        """
+        vectors = RowFile(path)
+        if vectors.dtype != np.float16:
             raise ValueError(f"{path} does not hold float16 window vectors")
         return cls(vectors, counts)

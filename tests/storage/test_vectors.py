@@ -11,7 +11,7 @@ import pytest
 from qa.embed.encoder import normalize
 from qa.records import content_id
 from qa.storage import vectors
-from qa.storage.vectors import FaissStore, vector_key
+from qa.storage.vectors import FaissStore, RowFile, WindowVectors, vector_key
 
 
 def unit_rows(count: int, dimension: int = 8, seed: int = 3) -> np.ndarray:
@@ -145,3 +145,25 @@ def test_search_skips_excluded_keys_in_both_kinds(small_limit: int) -> None:
         _, others = store.search(points[0], 10, exclude=best[:3])
         assert len(others) == 10 and not set(best[:3].tolist()) & set(others.tolist())
         assert set(best[3:].tolist()) <= set(others.tolist())
+
+
+def test_window_rows_are_read_from_the_file_in_any_order(tmp_path: Path) -> None:
+    rows = unit_rows(40).astype(np.float16)
+    counts = np.asarray([3, 0, 5, 32])
+    WindowVectors(rows, counts).save(tmp_path / "windows.npy")
+    loaded = WindowVectors.load(tmp_path / "windows.npy", counts)
+    assert isinstance(loaded.vectors, RowFile) and len(loaded) == 40
+    np.testing.assert_array_equal(loaded.vectors.take(np.asarray([39, 0, 1, 2, 17, 3])), rows[[39, 0, 1, 2, 17, 3]])
+    np.testing.assert_array_equal(np.asarray(loaded.vectors), rows)
+    np.testing.assert_array_equal(loaded.of_sentences(np.asarray([2, 0])), rows[[3, 4, 5, 6, 7, 0, 1, 2]])
+    query = unit_rows(1, seed=9)[0]
+    own = np.zeros(4, dtype=np.float32) - 1
+    best = loaded.best_cosines(np.asarray([0, 1, 3]), query, own[:3])
+    expected = rows.astype(np.float32) @ query
+    assert best[0] == pytest.approx(expected[0:3].max(), abs=1e-6) and best[1] == -1
+    assert best[2] == pytest.approx(expected[8:].max(), abs=1e-6)
+    with pytest.raises(ValueError, match="window vectors for sentences"):
+        WindowVectors.load(tmp_path / "windows.npy", np.asarray([1]))
+    (tmp_path / "windows.npy").write_bytes((tmp_path / "windows.npy").read_bytes()[:-10])
+    with pytest.raises(ValueError, match="not as long"):
+        WindowVectors.load(tmp_path / "windows.npy", counts)
