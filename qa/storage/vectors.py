@@ -198,6 +198,9 @@ class FaissStore:
         return cls(index.d, index, trained_on)
 
 
+_READ_BYTES = 1 << 26  # 64 MiB a read
+
+
 class RowFile:
     """The rows of a 2-D .npy file, read with pread on demand.
 
@@ -241,13 +244,30 @@ class RowFile:
         descriptor = os.open(self.path, os.O_RDONLY)
         try:
             position = 0
+            # One read returns at most about 2 GB (Linux), so long runs go in pieces.
+            most = max(1, _READ_BYTES // self._row_bytes)
             for run in np.split(ordered, breaks):
-                data = os.pread(descriptor, len(run) * self._row_bytes, self.offset + int(run[0]) * self._row_bytes)
-                out[order[position : position + len(run)]] = np.frombuffer(data, dtype=self.dtype).reshape(len(run), -1)
-                position += len(run)
+                for first in range(0, len(run), most):
+                    piece = run[first : first + most]
+                    data = self._read(descriptor, int(piece[0]), len(piece))
+                    out[order[position : position + len(piece)]] = data.reshape(len(piece), -1)
+                    position += len(piece)
         finally:
             os.close(descriptor)
         return out
+
+    def _read(self, descriptor: int, first: int, count: int) -> np.ndarray:
+        """`count` rows from row `first`, however many reads the kernel needs for them."""
+        wanted = count * self._row_bytes
+        buffer = bytearray(wanted)
+        view = memoryview(buffer)
+        done = 0
+        while done < wanted:
+            got = os.preadv(descriptor, [view[done:]], self.offset + first * self._row_bytes + done)
+            if got == 0:
+                raise OSError(f"{self.path} ended early")
+            done += got
+        return np.frombuffer(buffer, dtype=self.dtype)
 
     def __getitem__(self, key: slice | np.ndarray) -> np.ndarray:
         if isinstance(key, slice):

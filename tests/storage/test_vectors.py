@@ -147,7 +147,7 @@ def test_search_skips_excluded_keys_in_both_kinds(small_limit: int) -> None:
         assert set(best[3:].tolist()) <= set(others.tolist())
 
 
-def test_window_rows_are_read_from_the_file_in_any_order(tmp_path: Path) -> None:
+def test_window_rows_are_read_from_the_file_in_any_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = unit_rows(40).astype(np.float16)
     counts = np.asarray([3, 0, 5, 32])
     WindowVectors(rows, counts).save(tmp_path / "windows.npy")
@@ -155,6 +155,9 @@ def test_window_rows_are_read_from_the_file_in_any_order(tmp_path: Path) -> None
     assert isinstance(loaded.vectors, RowFile) and len(loaded) == 40
     np.testing.assert_array_equal(loaded.vectors.take(np.asarray([39, 0, 1, 2, 17, 3])), rows[[39, 0, 1, 2, 17, 3]])
     np.testing.assert_array_equal(np.asarray(loaded.vectors), rows)
+    monkeypatch.setattr(vectors, "_READ_BYTES", 3 * rows.shape[1] * 2)  # long runs are read in pieces
+    np.testing.assert_array_equal(loaded.vectors.take(np.arange(40)[::-1]), rows[::-1])
+    np.testing.assert_array_equal(loaded.vectors[5:30], rows[5:30])
     np.testing.assert_array_equal(loaded.of_sentences(np.asarray([2, 0])), rows[[3, 4, 5, 6, 7, 0, 1, 2]])
     query = unit_rows(1, seed=9)[0]
     own = np.zeros(4, dtype=np.float32) - 1
