@@ -49,7 +49,7 @@ def reload_settings() -> Settings:
     return fresh
 
 
-def get_encoder(model: str | None = None, batch_size: int = 32, query_backend: str = "onnx") -> Encoder:
+def get_encoder(model: str | None = None, batch_size: int = 16, query_backend: str = "onnx") -> Encoder:
     """One encoder per model per process: the model loads once, on first use."""
     return _cached_encoder(model, batch_size, query_backend)
 

@@ -104,7 +104,7 @@ class Encoder:
     """Loads the model on first use and turns texts into unit-length float32 vectors."""
 
     def __init__(
-        self, model: str | None = None, batch_size: int = 32, query_backend: str = "onnx", cache_dir: Path | None = None
+        self, model: str | None = None, batch_size: int = 16, query_backend: str = "onnx", cache_dir: Path | None = None
     ) -> None:
         """Args:
         query_backend: "onnx" embeds questions with onnxruntime (qa/onnx_query.py), falling

@@ -52,7 +52,7 @@ def to_markdown(results: BenchResults, command: str) -> str:
             "",
             "| full build vs raw `SentenceTransformer.encode` of the same texts (medians) | value | target |",
             "|---|---|---|",
-            f"| texts embedded (sentences and paragraphs; windows are pooled from the sentences) | {t.texts:,} for {t.sentences:,} sentences | |",
+            f"| texts embedded (sentences, paragraphs, windows of sentences over 40 words) | {t.texts:,} for {t.sentences:,} sentences | |",
             f"| build: sentences per second | {t.sentences / t.build_s:.1f} ({t.build_s:.1f} s) | |",
             f"| raw encode: sentences per second | {t.sentences / t.encode_s:.1f} ({t.encode_s:.1f} s) | |",
             f"| build overhead over raw encoding | {100 * t.overhead:+.1f}% | ≤ 10%: {_verdict(t.overhead <= 0.10)} |",

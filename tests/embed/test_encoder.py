@@ -70,7 +70,7 @@ def test_model_folder_must_exist_locally(tmp_path: Path) -> None:
 
 
 def test_get_encoder_is_one_instance_per_model() -> None:
-    assert qa.get_encoder() is qa.get_encoder(None, 32)
+    assert qa.get_encoder() is qa.get_encoder(None, 16)
 
 
 def test_one_torch_thread_limits_only_the_calling_thread() -> None:
