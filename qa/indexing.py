@@ -37,6 +37,8 @@ Progress = Callable[[int, int], None]
 # longest 10% of SQuAD's sentences, whose windows cost a build about 15%
 # more time: `python -m qa.measure.ablate_build` measures the choice.
 LONG_SENTENCE_WORDS = 40
+# Texts embedded per call after the sentences (paragraphs, long sentences' windows).
+_EMBED_CHUNK = 32_768
 
 
 def _previous_index(index_dir: Path, encoder: Encoder) -> Index | None:
@@ -113,11 +115,14 @@ def _build_locked(
     # Split one document at a time into columns: a document's records live only while it is added.
     new = Tables.from_documents(split_document(source_file) for source_file in new_files)
     tables = kept.extend(new)
+    # Rebuilt over every text: BM25's IDF and lengths are corpus-wide. Built
+    # before any vector is embedded, so that its working memory and the
+    # vectors' are never held at once.
+    logger.info("BM25 over %d sentences and %d paragraphs", len(tables.sentences), len(tables.passages))
+    lexical = {"sentences": LexicalIndex(tables.sentence_texts()), "passages": LexicalIndex(tables.passage_texts())}
     stores, windows = _assemble_stores(previous, kept, new, encoder, progress)
     report.embedded_sentences = len(new.sentences)
     report.embedded_passages = len(new.passages)
-    # Rebuilt over every text: BM25's IDF and lengths are corpus-wide.
-    lexical = {"sentences": LexicalIndex(tables.sentence_texts()), "passages": LexicalIndex(tables.passage_texts())}
 
     manifest = _manifest(encoder, readable, tables, skipped, max_file_mb, stores)
     build, manifest = layout.write_build(index_dir, manifest, tables, stores, windows, lexical)
@@ -136,28 +141,38 @@ def _assemble_stores(
     sentence_texts = list(new.sentence_texts())
     passage_texts = list(new.passage_texts())
     spans = [word_windows(text, 0, len(text)) for text in sentence_texts]
-    done = [0]
-
-    def first_part(count: int, total: int) -> None:
-        done[0] = count
-        if progress is not None:
-            progress(count, total + len(passage_texts))  # the long sentences' windows join in the second part
-
-    def second_part(count: int, total: int) -> None:
-        if progress is not None:
-            progress(done[0] + count, done[0] + total)
-
-    sentence_vectors, window_vectors = encoder.encode_with_spans(sentence_texts, spans, first_part)
     # A long sentence's token vectors carry so much of the rest of it that a
     # clause pooled from them no longer stands out: those windows are embedded
-    # as texts of their own.
+    # as texts of their own, after the paragraphs.
     first_window = np.cumsum([0, *(len(row) for row in spans)])
     long_rows = [row for row, text in enumerate(sentence_texts) if len(text.split()) > LONG_SENTENCE_WORDS]
-    window_rows = [first_window[row] + number for row in long_rows for number in range(len(spans[row]))]
+    window_rows = np.asarray(
+        [first_window[row] + number for row in long_rows for number in range(len(spans[row]))], dtype=np.int64
+    )
     window_texts = [sentence_texts[row][a:b] for row in long_rows for a, b in spans[row]]
-    passage_vectors = encoder.encode(passage_texts + window_texts, second_part)
-    window_vectors[window_rows] = passage_vectors[len(passage_texts) :]
-    new_vectors = {"sentences": sentence_vectors, "passages": passage_vectors[: len(passage_texts)]}
+    later = passage_texts + window_texts
+    total = len(sentence_texts) + len(later)
+
+    def first_part(count: int, pieces: int) -> None:
+        if progress is not None:
+            progress(round(count * len(sentence_texts) / max(pieces, 1)), total)
+
+    sentence_vectors, window_vectors = encoder.encode_with_spans(sentence_texts, spans, first_part)
+    passage_vectors = np.empty((len(passage_texts), encoder.fingerprint.dimension), dtype=np.float32)
+    # In chunks, so that a million sentences' window texts never sit in memory as float32 at once.
+    for first in range(0, len(later), _EMBED_CHUNK):
+        part = later[first : first + _EMBED_CHUNK]
+
+        def later_part(count: int, pieces: int, first: int = first, size: int = len(part)) -> None:
+            if progress is not None:
+                progress(len(sentence_texts) + first + round(count * size / max(pieces, 1)), total)
+
+        vectors = encoder.encode(part, later_part)
+        positions = np.arange(first, first + len(part))
+        is_passage = positions < len(passage_texts)
+        passage_vectors[positions[is_passage]] = vectors[is_passage]
+        window_vectors[window_rows[positions[~is_passage] - len(passage_texts)]] = vectors[~is_passage]
+    new_vectors = {"sentences": sentence_vectors, "passages": passage_vectors}
     stores = {}
     for name in STORES:
         kept_keys = record_key(getattr(kept, name)["id"])

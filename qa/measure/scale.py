@@ -80,8 +80,9 @@ class PerturbedEncoder:
         windows = np.empty((sum(counts), vectors.shape[1]), dtype=np.float16)
         rng = np.random.default_rng([self.seed, 7])
         position = 0
-        for first in range(0, len(texts), _CHUNK):
-            part = [self.known_windows[text] for text in texts[first : first + _CHUNK]]
+        # Small chunks: this stand-in should not add working memory that a real build would not have.
+        for first in range(0, len(texts), _CHUNK // 8):
+            part = [self.known_windows[text] for text in texts[first : first + _CHUNK // 8]]
             block = np.concatenate([np.zeros((0, vectors.shape[1]), np.float32), *part])
             noise = rng.standard_normal(block.shape, dtype=np.float32)
             windows[position : position + len(block)] = normalize(block + NOISE * noise)

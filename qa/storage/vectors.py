@@ -238,8 +238,10 @@ class RowFile:
         out = np.empty((len(rows), self.shape[1]), dtype=self.dtype)
         if not len(rows):
             return out
-        order = np.argsort(rows, kind="stable")
-        ordered = rows[order]
+        # Rows asked for in file order (an incremental build's kept windows) are copied in place.
+        in_order = bool(np.all(rows[1:] >= rows[:-1]))
+        order = np.arange(len(rows)) if in_order else np.argsort(rows, kind="stable")
+        ordered = rows if in_order else rows[order]
         breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
         descriptor = os.open(self.path, os.O_RDONLY)
         try:
@@ -249,8 +251,11 @@ class RowFile:
             for run in np.split(ordered, breaks):
                 for first in range(0, len(run), most):
                     piece = run[first : first + most]
-                    data = self._read(descriptor, int(piece[0]), len(piece))
-                    out[order[position : position + len(piece)]] = data.reshape(len(piece), -1)
+                    data = self._read(descriptor, int(piece[0]), len(piece)).reshape(len(piece), -1)
+                    if in_order:
+                        out[position : position + len(piece)] = data
+                    else:
+                        out[order[position : position + len(piece)]] = data
                     position += len(piece)
         finally:
             os.close(descriptor)
