@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import random
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +40,8 @@ from qa.measure.calibrate import (
     evaluate,
     fit_confidence,
     search_weights,
+    squad_splits,
 )
-from qa.measure.datasets import load_squad, write_corpus
 from qa.reader.index import Index
 from qa.search.candidates import Candidates
 from qa.split import word_windows
@@ -116,16 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    import qa
-
-    documents, questions = load_squad(args.squad)
-    write_corpus(documents, args.work / "seeds")
-    index = qa.build_index(args.work / "seeds", args.work / "index")
-    rng = random.Random(args.seed)
-    rng.shuffle(questions)
-    order = {name: number for number, name in enumerate(documents)}
-    fitting = [q for q in questions if order[q.source] % 2 == 0][: args.limit]
-    held_out = [q for q in questions if order[q.source] % 2 == 1][: args.limit]
+    index, fitting, held_out = squad_splits(args.squad, args.work, args.limit, args.seed)
 
     built = (collect(index, fitting), collect(index, held_out))
     score(index, *built, "as built")

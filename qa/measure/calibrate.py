@@ -177,6 +177,23 @@ def quote_margin_report(samples: list[Sample], margin: float, k: int = 3) -> dic
     }
 
 
+def squad_splits(
+    squad: Path, work: Path, limit: int, seed: int
+) -> tuple[Index, list[EvalQuestion], list[EvalQuestion]]:
+    """The SQuAD corpus built in `work`, and `limit` questions shuffled by `seed` from the even
+    (fitting) and from the odd (held-out) articles."""
+    import qa
+
+    documents, questions = load_squad(squad)
+    write_corpus(documents, work / "seeds")
+    index = qa.build_index(work / "seeds", work / "index")
+    random.Random(seed).shuffle(questions)
+    order = {name: number for number, name in enumerate(documents)}
+    fitting = [q for q in questions if order[q.source] % 2 == 0][:limit]
+    held_out = [q for q in questions if order[q.source] % 2 == 1][:limit]
+    return index, fitting, held_out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m qa.measure.calibrate", description=__doc__.split("\n")[0])
     parser.add_argument("squad", type=Path, help="SQuAD v1.1 JSON file")
@@ -191,14 +208,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import qa
 
-    documents, questions = load_squad(args.squad)
-    write_corpus(documents, args.work / "seeds")
-    index = qa.build_index(args.work / "seeds", args.work / "index")
-    rng = random.Random(args.seed)
-    rng.shuffle(questions)
-    order = {name: number for number, name in enumerate(documents)}
-    fitting = [q for q in questions if order[q.source] % 2 == 0][: args.limit]
-    held_out = [q for q in questions if order[q.source] % 2 == 1][: args.limit]
+    index, fitting, held_out = squad_splits(args.squad, args.work, args.limit, args.seed)
     fit_samples, test_samples = collect(index, fitting), collect(index, held_out)
 
     weights = search_weights(fit_samples)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 
@@ -168,38 +168,28 @@ class Tables:
 
     def passage(self, row: int) -> Passage:
         p = self.passages[row]
-        source = self.sources[int(p["source"])]
         start, end = int(p["start"]), int(p["end"])
-        return Passage(
-            id=_hex(int(p["id"])),
-            source=source,
-            paragraph=int(p["paragraph"]),
-            line=int(p["line"]),
-            section=None if p["section"] < 0 else self.sections[int(p["section"])],
-            start=start,
-            end=end,
-            text=self.texts[source][start:end],
-            page=None if p["page"] < 0 else int(p["page"]),
-        )
+        return Passage(id=_hex(int(p["id"])), start=start, end=end, **self._place(p, start, end))
 
     def sentence(self, row: int) -> Sentence:
         s = self.sentences[row]
-        passage_row = int(s["passage"])
-        p = self.passages[passage_row]
-        source = self.sources[int(p["source"])]
+        p = self.passages[int(s["passage"])]
         start, end = int(s["start"]), int(s["end"])
         return Sentence(
-            id=_hex(int(s["id"])),
-            passage_id=_hex(int(p["id"])),
-            source=source,
-            paragraph=int(p["paragraph"]),
-            line=int(p["line"]),
-            section=None if p["section"] < 0 else self.sections[int(p["section"])],
-            start=start,
-            end=end,
-            text=self.texts[source][start:end],
-            page=None if p["page"] < 0 else int(p["page"]),
+            id=_hex(int(s["id"])), passage_id=_hex(int(p["id"])), start=start, end=end, **self._place(p, start, end)
         )
+
+    def _place(self, p: np.void, start: int, end: int) -> dict[str, Any]:
+        """What a record shares with its passage row `p`: source, paragraph, line, section, page; and its text."""
+        source = self.sources[int(p["source"])]
+        return {
+            "source": source,
+            "paragraph": int(p["paragraph"]),
+            "line": int(p["line"]),
+            "section": None if p["section"] < 0 else self.sections[int(p["section"])],
+            "page": None if p["page"] < 0 else int(p["page"]),
+            "text": self.texts[source][start:end],
+        }
 
     def sentence_text(self, row: int) -> str:
         s = self.sentences[row]
