@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,15 +20,16 @@ from qa.config import DEFAULT_MAX_FILE_MB
 from qa.embed.encoder import Encoder
 from qa.errors import IndexMissingError, IndexWriteError, QAError, SeedsError
 from qa.ingest.seeds import FORMATS_HINT, SourceFile, read_sources
-from qa.reader.index import Index, load_index
+from qa.reader.index import Index, load_index, read_segments
 from qa.records import BuildReport, SkippedFile
 from qa.split import split_document, word_windows
-from qa.storage import layout
-from qa.storage.layout import STORES, read_manifest
-from qa.storage.lexical import LexicalIndex
-from qa.storage.manifest import SCHEMA_VERSION, Counts, Manifest, SkippedEntry, SourceEntry, StoreEntry
+from qa.storage import layout, segments
+from qa.storage.layout import read_manifest
+from qa.storage.lexical import Bm25Part
+from qa.storage.manifest import SCHEMA_VERSION, Counts, Manifest, SegmentEntry, SkippedEntry, SourceEntry, StoreEntry
+from qa.storage.segments import STORES
 from qa.storage.tables import Tables, record_key
-from qa.storage.vectors import FaissStore, WindowVectors
+from qa.storage.vectors import FaissStore, WindowWriter
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +39,15 @@ Progress = Callable[[int, int], None]
 # longest 10% of SQuAD's sentences, whose windows cost a build about 15%
 # more time: `python -m qa.measure.ablate_build` measures the choice.
 LONG_SENTENCE_WORDS = 40
-# Texts embedded per call after the sentences (paragraphs, long sentences' windows).
+# Texts embedded per call: a million sentences' vectors and windows are made, and
+# the windows written, a chunk at a time.
 _EMBED_CHUNK = 32_768
 
 
 def _previous_index(index_dir: Path, encoder: Encoder) -> Index | None:
     """The live index to reuse vectors from, or None when it cannot be reused."""
     try:
-        return load_index(index_dir, encoder)
+        return load_index(index_dir, encoder, check_segments=False)
     except IndexMissingError:
         return None
     except QAError as error:
@@ -95,83 +98,154 @@ def _build_locked(
         raise SeedsError(f"nothing to index in {seeds_dir}: {FORMATS_HINT}")
     live = layout.live_name(index_dir)
     layout.remove_leftovers(index_dir, live)
-    previous = None if full else _previous_index(index_dir, encoder)
-    report = BuildReport(skipped=skipped, full=previous is None)
     old_sources = _live_sources(index_dir)
-    unchanged, new_files = set(), []
+    previous = None if full else _previous_index(index_dir, encoder)
+    plan = _Plan.of(readable, old_sources, previous)
+    report = BuildReport(skipped=skipped, full=plan.previous is None)
     for source_file in readable:
-        old = old_sources.get(source_file.source)
-        same = old is not None and old.sha256 == source_file.sha256
-        (report.unchanged if same else report.changed if old else report.added).append(source_file.source)
-        if same and previous is not None:
-            unchanged.add(source_file.source)
-        else:
-            new_files.append(source_file)
+        same = _same(source_file, old_sources)
+        (report.unchanged if same else report.changed if source_file.source in old_sources else report.added).append(
+            source_file.source
+        )
     report.removed = sorted(set(old_sources) - {f.source for f in readable})
 
-    # Reused records point into the text they were split from, kept from the
-    # previous build even if today's extractor would lay the file out differently.
-    kept = previous.tables.keep_sources(unchanged) if previous is not None else Tables.empty()
     # Split one document at a time into columns: a document's records live only while it is added.
-    new = Tables.from_documents(split_document(source_file) for source_file in new_files)
-    tables = kept.extend(new)
-    # Rebuilt over every text: BM25's IDF and lengths are corpus-wide. Built
-    # before any vector is embedded, so that its working memory and the
-    # vectors' are never held at once.
-    logger.info("BM25 over %d sentences and %d paragraphs", len(tables.sentences), len(tables.passages))
-    lexical = {"sentences": LexicalIndex(tables.sentence_texts()), "passages": LexicalIndex(tables.passage_texts())}
-    stores, windows = _assemble_stores(previous, kept, new, encoder, progress)
-    report.embedded_sentences = len(new.sentences)
-    report.embedded_passages = len(new.passages)
-
-    manifest = _manifest(encoder, readable, tables, skipped, max_file_mb, stores)
-    build, manifest = layout.write_build(index_dir, manifest, tables, stores, windows, lexical)
+    new = Tables.from_documents(split_document(source_file) for source_file in plan.new_files)
+    with layout.BuildWriter(index_dir) as writer:
+        tables, segment = _write_segments(writer, plan, new, encoder, progress)
+        report.embedded_sentences = len(new.sentences)
+        report.embedded_passages = len(new.passages)
+        manifest = _manifest(encoder, readable, tables, skipped, max_file_mb, segment.stores, segment.entries)
+        build, manifest = writer.commit(manifest, tables, segment.stores)
     layout.remove_leftovers(index_dir, build.name, keep=live)
-    # Served from the file from now on, as a loaded index would be: the array goes.
-    windows = WindowVectors.load(build / layout.WINDOWS, windows.counts)
-    index = Index(build, manifest, encoder, tables, stores, windows, lexical)
+    lexical, windows = read_segments(build, manifest, tables)
+    index = Index(build, manifest, encoder, tables, segment.stores, windows, lexical)
     index.report = report
     return index
 
 
-def _assemble_stores(
-    previous: Index | None, kept: Tables, new: Tables, encoder: Encoder, progress: Progress | None
-) -> tuple[dict[str, FaissStore], WindowVectors]:
-    """Embed the new records' sentences (with their word windows, pooled) and passages; join the kept ones' vectors."""
-    sentence_texts = list(new.sentence_texts())
-    passage_texts = list(new.passage_texts())
-    spans = [word_windows(text, 0, len(text)) for text in sentence_texts]
-    # A long sentence's token vectors carry so much of the rest of it that a
-    # clause pooled from them no longer stands out: those windows are embedded
-    # as texts of their own, after the paragraphs.
-    first_window = np.cumsum([0, *(len(row) for row in spans)])
-    long_rows = [row for row, text in enumerate(sentence_texts) if len(text.split()) > LONG_SENTENCE_WORDS]
-    window_rows = np.asarray(
-        [first_window[row] + number for row in long_rows for number in range(len(spans[row]))], dtype=np.int64
+@dataclass
+class _Plan:
+    """What a build reuses: the live index (None for a full build), its kept records and segments, and what is new."""
+
+    previous: Index | None
+    kept: Tables
+    carried: list[int]
+    new_files: list[SourceFile]
+
+    @classmethod
+    def of(cls, readable: list[SourceFile], old_sources: dict[str, SourceEntry], previous: Index | None) -> _Plan:
+        unchanged = {f.source for f in readable if previous is not None and _same(f, old_sources)}
+        if previous is None:
+            return cls(None, Tables.empty(), [], list(readable))
+        # Reused records point into the text they were split from, kept from the
+        # previous build even if today's extractor would lay the file out differently.
+        kept = previous.tables.keep_sources(unchanged)
+        carried = segments.carried(previous.manifest.segments, kept)
+        names = {number: segments.segment_files(entry.name) for number, entry in enumerate(previous.manifest.segments)}
+        # The files read again into the new segment are checked first, so a damaged
+        # one is never copied under a new checksum (load_index checked those
+        # modified since their build already).
+        merged = [name for number, files in names.items() if number not in carried for name in files]
+        touched = set(segments.touched_since(previous.path, merged, previous.path / layout.MANIFEST))
+        try:
+            layout.verify_files(previous.path, previous.manifest, [name for name in merged if name not in touched])
+        except QAError as error:
+            logger.warning("cannot reuse the live index, so every document is embedded again: %s", error)
+            return cls(None, Tables.empty(), [], list(readable))
+        return cls(previous, kept, carried, [f for f in readable if f.source not in unchanged])
+
+
+def _same(source_file: SourceFile, old_sources: dict[str, SourceEntry]) -> bool:
+    old = old_sources.get(source_file.source)
+    return old is not None and old.sha256 == source_file.sha256
+
+
+@dataclass
+class _Segments:
+    """What a build wrote of its segments and stores."""
+
+    stores: dict[str, FaissStore]
+    entries: list[SegmentEntry]
+
+
+def _write_segments(
+    writer: layout.BuildWriter, plan: _Plan, new: Tables, encoder: Encoder, progress: Progress | None
+) -> tuple[Tables, _Segments]:
+    """Link the carried segments, write the new one (BM25, windows, texts) and assemble the vector stores."""
+    previous, kept = plan.previous, plan.kept
+    tables, sentence_members, passage_members = segments.assign(
+        kept.extend(new), plan.carried, len(kept.sentences), len(kept.passages)
     )
-    window_texts = [sentence_texts[row][a:b] for row in long_rows for a, b in spans[row]]
-    later = passage_texts + window_texts
-    total = len(sentence_texts) + len(later)
+    entries = []
+    if previous is not None:
+        for number in plan.carried:
+            entry = previous.manifest.segments[number]
+            writer.link(previous.path, previous.manifest, segments.segment_files(entry.name))
+            entries.append(entry)
+    kept_members = sentence_members[sentence_members < len(kept.sentences)]
+    if entries and not len(sentence_members) and not len(passage_members):
+        # Only removals: the carried segments hold everything, and no empty segment is written.
+        return tables, _Segments(_embed(previous, kept, kept_members, new, encoder, progress, None), entries)
+    name = f"segment-{writer.token}"
+    folder = writer.path(f"{segments.SEGMENTS}/{name}/{segments.TEXTS}").parent
+    member_sources = sorted(
+        {tables.sources[number] for number in tables.passages["source"][passage_members]}, key=tables.sources.index
+    )
+    layout.write_jsonl(folder / segments.TEXTS, ({"source": s, "text": tables.texts[s]} for s in member_sources))
+    # BM25 is built before any vector is embedded, so that its working memory and the vectors' are never held at once.
+    logger.info("BM25 over %d sentences and %d paragraphs", len(sentence_members), len(passage_members))
+    for kind, texts in (
+        ("sentences", tables.sentence_texts(sentence_members)),
+        ("passages", tables.passage_texts(passage_members)),
+    ):
+        (folder / f"{kind}.bm25").mkdir()
+        Bm25Part(texts).save(folder / f"{kind}.bm25")
+    windows = int(tables.sentences["windows"][sentence_members].sum())
+    entries.append(SegmentEntry(name, len(sentence_members), len(passage_members), windows))
+    writer_of_windows = WindowWriter(folder / segments.WINDOWS, windows, encoder.fingerprint.dimension)
+    stores = _embed(previous, kept, kept_members, new, encoder, progress, writer_of_windows)
+    return tables, _Segments(stores, entries)
 
-    def first_part(count: int, pieces: int) -> None:
-        if progress is not None:
-            progress(round(count * len(sentence_texts) / max(pieces, 1)), total)
 
-    sentence_vectors, window_vectors = encoder.encode_with_spans(sentence_texts, spans, first_part)
+def _embed(
+    previous: Index | None,
+    kept: Tables,
+    kept_members: np.ndarray,
+    new: Tables,
+    encoder: Encoder,
+    progress: Progress | None,
+    windows: WindowWriter | None,
+) -> dict[str, FaissStore]:
+    """Embed the new records' sentences (with their word windows) and passages; join the kept ones' vectors.
+
+    The new segment's window vectors go to `windows` as they are made: first
+    those of kept records that move into it, then the new sentences'. Only the
+    sentence and passage vectors are held, to be added to the stores.
+    """
+    if windows is None:
+        sentence_vectors = np.zeros((0, encoder.fingerprint.dimension), dtype=np.float32)
+    else:
+        try:
+            if previous is not None and len(kept_members):
+                previous_rows = np.flatnonzero(previous.source_mask(only=frozenset(kept.sources)))[kept_members]
+                for first in range(0, len(previous_rows), _EMBED_CHUNK):
+                    windows.write(previous.windows.of_sentences(previous_rows[first : first + _EMBED_CHUNK]))
+            sentence_vectors = _embed_sentences(new, encoder, progress, windows)
+        except BaseException:
+            windows.abandon()
+            raise
+        windows.close()
+    passage_texts = list(new.passage_texts())
+    done = len(sentence_vectors)
+    total = done + len(passage_texts)
     passage_vectors = np.empty((len(passage_texts), encoder.fingerprint.dimension), dtype=np.float32)
-    # In chunks, so that a million sentences' window texts never sit in memory as float32 at once.
-    for first in range(0, len(later), _EMBED_CHUNK):
-        part = later[first : first + _EMBED_CHUNK]
-
-        def later_part(count: int, pieces: int, first: int = first, size: int = len(part)) -> None:
-            if progress is not None:
-                progress(len(sentence_texts) + first + round(count * size / max(pieces, 1)), total)
-
-        vectors = encoder.encode(part, later_part)
-        positions = np.arange(first, first + len(part))
-        is_passage = positions < len(passage_texts)
-        passage_vectors[positions[is_passage]] = vectors[is_passage]
-        window_vectors[window_rows[positions[~is_passage] - len(passage_texts)]] = vectors[~is_passage]
+    # In chunks, so that progress moves and no chunk's working memory grows with the corpus.
+    for first in range(0, len(passage_texts), _EMBED_CHUNK):
+        part = passage_texts[first : first + _EMBED_CHUNK]
+        passage_vectors[first : first + len(part)] = encoder.encode(
+            part, _progress_of(progress, done + first, len(part), total)
+        )
     new_vectors = {"sentences": sentence_vectors, "passages": passage_vectors}
     stores = {}
     for name in STORES:
@@ -187,15 +261,45 @@ def _assemble_stores(
             kept=kept_keys,
             removed=removed,
         )
-    counts = np.concatenate([kept.sentences["windows"], new.sentences["windows"]])
-    kept_count = int(kept.sentences["windows"].sum())
-    if previous is None or not kept_count:
-        return stores, WindowVectors(window_vectors, counts)
-    windows = np.empty((kept_count + len(window_vectors), encoder.fingerprint.dimension), dtype=np.float16)
-    kept_rows = np.flatnonzero(previous.source_mask(only=frozenset(kept.sources)))
-    windows[:kept_count] = previous.windows.of_sentences(kept_rows)
-    windows[kept_count:] = window_vectors
-    return stores, WindowVectors(windows, counts)
+    return stores
+
+
+def _progress_of(progress: Progress | None, done: int, size: int, total: int) -> Progress | None:
+    """Progress of one encode call of `size` texts, as part of a build's `total` after `done`."""
+    if progress is None:
+        return None
+
+    def report(count: int, pieces: int) -> None:
+        progress(done + round(count * size / max(pieces, 1)), total)
+
+    return report
+
+
+def _embed_sentences(new: Tables, encoder: Encoder, progress: Progress | None, windows: WindowWriter) -> np.ndarray:
+    """The new sentences' vectors, in chunks; their word windows' vectors are written as each chunk is done.
+
+    Windows are pooled from the sentence's own token vectors, except in a long
+    sentence: its token vectors carry so much of the rest of it that a clause
+    pooled from them no longer stands out, so its windows are embedded as
+    texts of their own.
+    """
+    count = len(new.sentences)
+    total = count + len(new.passages)
+    vectors = np.empty((count, encoder.fingerprint.dimension), dtype=np.float32)
+    for first in range(0, count, _EMBED_CHUNK):
+        texts = list(new.sentence_texts(np.arange(first, min(first + _EMBED_CHUNK, count))))
+        spans = [word_windows(text, 0, len(text)) for text in texts]
+        vectors[first : first + len(texts)], pooled = encoder.encode_with_spans(
+            texts, spans, _progress_of(progress, first, len(texts), total)
+        )
+        first_window = np.cumsum([0, *(len(row) for row in spans)])
+        long_rows = [row for row, text in enumerate(texts) if len(text.split()) > LONG_SENTENCE_WORDS]
+        window_texts = [texts[row][a:b] for row in long_rows for a, b in spans[row]]
+        if window_texts:
+            rows = [first_window[row] + number for row in long_rows for number in range(len(spans[row]))]
+            pooled[np.asarray(rows, dtype=np.int64)] = encoder.encode(window_texts)
+        windows.write(pooled)
+    return vectors
 
 
 def _manifest(
@@ -205,6 +309,7 @@ def _manifest(
     skipped: list[SkippedFile],
     max_file_mb: float,
     stores: dict[str, FaissStore],
+    segment_entries: list[SegmentEntry],
 ) -> Manifest:
     """The new build's manifest, before its files' checksums are known.
 
@@ -235,4 +340,5 @@ def _manifest(
         skipped={f.source: SkippedEntry(f.sha256, f.reason, f.duplicate_of) for f in skipped},
         max_file_mb=max_file_mb,
         stores={name: StoreEntry(store.kind.split(" ")[0], store.trained_on) for name, store in stores.items()},
+        segments=segment_entries,
     )

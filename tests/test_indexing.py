@@ -36,9 +36,9 @@ from qa.reader.index import Index, load_index
 from qa.quotes import answer_question
 from qa.split import WINDOW_WORDS, split_document, word_windows
 from qa.storage import vectors
-from qa.storage.layout import DATA_FILES
+from qa.storage.layout import BUILD_FILES
+from qa.storage.segments import segment_files
 from qa.storage.vectors import vector_key
-
 
 
 class OtherModel:
@@ -118,7 +118,15 @@ def test_manifest_describes_the_build(built: tuple[Path, Path, Index], encoder: 
     # CURRENT names the build and pins its manifest, as the manifest pins every file.
     manifest_sha256 = hashlib.sha256((build / "manifest.json").read_bytes()).hexdigest()
     assert live_pointer(index_dir) == f"{build.name}\n{manifest_sha256}\n"
-    assert set(manifest["files"]) == set(DATA_FILES)
+    # A small index is one segment, written by this build.
+    [segment] = manifest["segments"]
+    assert segment == {
+        "name": f"segment-{build.name.removeprefix('build-')}",
+        "sentences": len(index.sentences),
+        "passages": len(index.passages),
+        "windows": len(index.windows),
+    }
+    assert set(manifest["files"]) == {*BUILD_FILES, *segment_files(segment["name"])}
     # Every file of the build is listed with its checksum; nothing else (no pickle) sits there.
     files = {p.relative_to(build).as_posix() for p in build.rglob("*") if p.is_file()}
     assert files == set(manifest["files"]) | {"manifest.json"}
@@ -247,7 +255,9 @@ def test_old_builds_are_pruned(built: tuple[Path, Path, Index], encoder: Encoder
     assert len(builds) <= 2  # the live build, and at most the one it replaced
 
 
-@pytest.mark.parametrize("content", [{}, {"slides.pdf": "Not indexable.", "blank.txt": "  \n"}], ids=["empty", "nothing-readable"])
+@pytest.mark.parametrize(
+    "content", [{}, {"slides.pdf": "Not indexable.", "blank.txt": "  \n"}], ids=["empty", "nothing-readable"]
+)
 def test_nothing_to_index_raises_and_keeps_the_index(
     built: tuple[Path, Path, Index], encoder: Encoder, tmp_path: Path, content: dict[str, str]
 ) -> None:
@@ -292,9 +302,7 @@ def test_encoder_with_other_weights_is_a_model_mismatch(built: tuple[Path, Path,
     assert "all-MiniLM-L6-v2" in str(raised.value) and "other-model" in str(raised.value)
 
 
-def test_build_after_a_model_change_reembeds_everything(
-    built: tuple[Path, Path, Index], encoder: Encoder
-) -> None:
+def test_build_after_a_model_change_reembeds_everything(built: tuple[Path, Path, Index], encoder: Encoder) -> None:
     seeds_dir, index_dir, first = built
     edit_manifest(index_dir, lambda m: m["model"].update(weights_sha256="f" * 64))
     index = build_index(seeds_dir, index_dir, encoder)
@@ -319,8 +327,6 @@ def test_stale_reports_added_changed_and_removed(built: tuple[Path, Path, Index]
     }
 
 
-
-
 # --- word windows and large stores -------------------------------------------------------
 
 LONG = (
@@ -342,7 +348,7 @@ def test_windows_are_pooled_except_in_long_sentences(tmp_path: Path, encoder: En
     assert set(long_windows) <= set(recorder.encoded) and not set(medium_windows) & set(recorder.encoded)
     counts = [int(c) for c in index.tables.sentences["windows"]]
     assert counts == [len(long_windows), len(medium_windows), 0] == [int(c) for c in index.windows.counts]
-    stored = np.asarray(index.windows.vectors, dtype=np.float32)
+    stored = index.windows.in_row_order()[0].astype(np.float32)
     np.testing.assert_allclose(stored[: len(long_windows)], encoder.encode(long_windows), atol=2e-3)
     _, pooled = encoder.encode_with_spans([MEDIUM], [word_windows(MEDIUM, 0, len(MEDIUM))])
     np.testing.assert_allclose(stored[len(long_windows) :], pooled.astype(np.float32), atol=2e-3)
@@ -351,7 +357,7 @@ def test_windows_are_pooled_except_in_long_sentences(tmp_path: Path, encoder: En
     own = index.sentence_store.vectors(index.sentence_keys[:1]) @ query
     assert index.windows.best_cosines(np.asarray([0]), query, own)[0] > own[0] + 0.1
     loaded = load_index(tmp_path / "index", encoder)
-    np.testing.assert_array_equal(np.asarray(loaded.windows.vectors), np.asarray(index.windows.vectors))
+    np.testing.assert_array_equal(loaded.windows.in_row_order()[0], index.windows.in_row_order()[0])
 
 
 def test_an_incremental_build_keeps_the_windows_of_unchanged_sources(tmp_path: Path, encoder: Encoder) -> None:
@@ -362,7 +368,7 @@ def test_an_incremental_build_keeps_the_windows_of_unchanged_sources(tmp_path: P
     assert second.report is not None and second.report.unchanged == ["a.txt"]
     a_windows = int(first.tables.sentences["windows"][0])
     np.testing.assert_array_equal(
-        np.asarray(second.windows.vectors[:a_windows]), np.asarray(first.windows.vectors[:a_windows])
+        second.windows.of_sentences(np.asarray([0])), first.windows.of_sentences(np.asarray([0]))
     )
     assert len(second.windows) == a_windows + len(word_windows(MEDIUM, 0, len(MEDIUM)))
 

@@ -77,8 +77,7 @@ def all_pooled(index: Index) -> WindowVectors:
     long_rows = [row for row, text in enumerate(texts) if len(text.split()) > LONG_SENTENCE_WORDS]
     spans = [word_windows(texts[row], 0, len(texts[row])) for row in long_rows]
     _, pooled = index.encoder.encode_with_spans([texts[row] for row in long_rows], spans)
-    vectors = np.asarray(index.windows.vectors, dtype=np.float16).copy()
-    bounds = index.windows.bounds
+    vectors, bounds = index.windows.in_row_order()
     targets = [
         bounds[row] + number
         for row, row_spans in zip(long_rows, spans, strict=True)

@@ -109,10 +109,9 @@ class ReusingEncoder:
 def known_windows(index: Index) -> dict[str, np.ndarray]:
     """Every sentence text of an index with its word windows' vectors as stored (float32)."""
     texts = list(index.tables.sentence_texts())
-    bounds = index.windows.bounds
+    vectors, bounds = index.windows.in_row_order()
     return {
-        text: np.asarray(index.windows.vectors[bounds[row] : bounds[row + 1]], dtype=np.float32)
-        for row, text in enumerate(texts)
+        text: np.asarray(vectors[bounds[row] : bounds[row + 1]], dtype=np.float32) for row, text in enumerate(texts)
     }
 
 

@@ -28,7 +28,7 @@ from qa.errors import QAError
 from qa.measure.bench import percentile
 from qa.measure.processes import package_environment
 from qa.measure.served import check_loopback, make_client
-from qa.storage.layout import TEXTS, live_build, read_jsonl
+from qa.storage.layout import live_build, read_texts
 from qa.storage.tables import Tables
 
 REBUILD_SECONDS = 600.0
@@ -82,7 +82,7 @@ def questions_from(index_dir: Path, count: int, seed: int = 0) -> list[str]:
     Read from the build's records, so the model need not load in this process.
     """
     build = live_build(index_dir)
-    texts = {record["source"]: record["text"] for record in read_jsonl(build / TEXTS)}
+    texts = read_texts(build)
     sentences = [text for text in Tables.load(build, texts).sentence_texts() if len(text.split()) >= 4]
     if not sentences:
         raise QAError(f"the index at {index_dir} has no sentence long enough to ask about; pass --questions")
@@ -114,10 +114,10 @@ class BuildTexts:
         build = answer.get("build", "")
         with self._lock:
             if build not in self._texts:
-                path = self.index_dir / build / TEXTS
-                if not build or not path.is_file():
+                path = self.index_dir / build
+                if not build or not (path / "manifest.json").is_file():
                     return f"answer names build {build!r}, which is not in {self.index_dir}"
-                self._texts[build] = {record["source"]: record["text"] for record in read_jsonl(path)}
+                self._texts[build] = read_texts(path)
             texts = self._texts[build]
         for item in (*answer["quotes"], *answer["related"]):
             if texts.get(item["source"], "")[item["start"] : item["end"]] != item["text"]:

@@ -54,7 +54,12 @@ Report = Callable[[str], None]
 
 
 class PerturbedEncoder:
-    """The real encoder, except that texts get their SQuAD vector plus fresh noise (see the module doc)."""
+    """The real encoder, except that texts get their SQuAD vector plus fresh noise (see the module doc).
+
+    A build embeds its sentences in chunks, through encode_with_spans; their
+    noise is drawn by position in that stream (`sentence_noise_seed`), so the
+    recall phase can draw the same vectors again with `perturbed`.
+    """
 
     def __init__(
         self, encoder: Encoder, known: dict[str, np.ndarray], windows: dict[str, np.ndarray], seed: int = SEED
@@ -64,10 +69,11 @@ class PerturbedEncoder:
         self.known_windows = windows
         self.seed = seed
         self.calls = 0
+        self.sentences_seen = 0
 
     def encode(self, texts: list[str], progress: Any = None) -> np.ndarray:
         self.calls += 1
-        vectors = perturbed(texts, self.known, self.seed + 1000 * self.calls)
+        vectors = perturbed(texts, self.known, self.seed + 1000 * self.calls + 1)
         if progress is not None and texts:
             progress(len(texts), len(texts))
         return vectors
@@ -75,10 +81,13 @@ class PerturbedEncoder:
     def encode_with_spans(
         self, texts: list[str], spans: list[list[tuple[int, int]]], progress: Any = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        vectors = self.encode(texts, progress)
+        vectors = perturbed(texts, self.known, sentence_noise_seed(self.seed), first_row=self.sentences_seen)
+        if progress is not None and texts:
+            progress(len(texts), len(texts))
         counts = [len(self.known_windows[text]) for text in texts]
         windows = np.empty((sum(counts), vectors.shape[1]), dtype=np.float16)
-        rng = np.random.default_rng([self.seed, 7])
+        rng = np.random.default_rng([self.seed, 7, self.sentences_seen])
+        self.sentences_seen += len(texts)
         position = 0
         # Small chunks: this stand-in should not add working memory that a real build would not have.
         for first in range(0, len(texts), _CHUNK // 8):
@@ -93,14 +102,30 @@ class PerturbedEncoder:
         return getattr(self.encoder, name)
 
 
-def perturbed(texts: list[str], known: dict[str, np.ndarray], seed: int) -> np.ndarray:
-    """Each text's known vector plus N(0, NOISE^2) per component, unit length; chunked, reproducible."""
+def sentence_noise_seed(seed: int = SEED) -> int:
+    """The seed of the noise a build's sentence vectors get, by their row (see PerturbedEncoder)."""
+    return seed + 1000
+
+
+def perturbed(texts: list[str], known: dict[str, np.ndarray], seed: int, first_row: int = 0) -> np.ndarray:
+    """Each text's known vector plus N(0, NOISE^2) per component, unit length.
+
+    Text i's noise is row first_row + i of a stream drawn in chunks of
+    _CHUNK rows, each from its own seed: the same rows give the same noise
+    however the texts are split into calls.
+    """
     dimension = len(next(iter(known.values())))
     out = np.empty((len(texts), dimension), dtype=np.float32)
-    for chunk, first in enumerate(range(0, len(texts), _CHUNK)):
-        part = texts[first : first + _CHUNK]
-        noise = np.random.default_rng([seed, chunk]).standard_normal((len(part), dimension), dtype=np.float32)
-        out[first : first + len(part)] = normalize(np.stack([known[text] for text in part]) + NOISE * noise)
+    row = first_row
+    while row < first_row + len(texts):
+        chunk, inside = divmod(row, _CHUNK)
+        count = min(_CHUNK - inside, first_row + len(texts) - row)
+        noise = np.random.default_rng([seed, chunk]).standard_normal((inside + count, dimension), dtype=np.float32)
+        part = texts[row - first_row : row - first_row + count]
+        out[row - first_row : row - first_row + count] = normalize(
+            np.stack([known[text] for text in part]) + NOISE * noise[inside:]
+        )
+        row += count
     return out
 
 
@@ -226,8 +251,8 @@ def _phase_recall(args: argparse.Namespace) -> dict[str, Any]:
     encoder = get_encoder()
     known = known_vectors(load_index(args.work / "squad-index", encoder))
     index = qa.load_index(args.work / "index")
-    # The sentence vectors exactly as the build drew them: its first encode call (SEED + 1000).
-    exact = perturbed(list(index.tables.sentence_texts()), known, SEED + 1000)
+    # The sentence vectors exactly as the build drew them.
+    exact = perturbed(list(index.tables.sentence_texts()), known, sentence_noise_seed())
     keys = index.sentence_keys
     depth = min(50, len(keys))
     recalls = []

@@ -13,17 +13,17 @@ from qa.errors import IndexCorruptError, ModelMismatchError
 from qa.ingest.seeds import source_hashes
 from qa.records import BuildReport
 from qa.storage.layout import (
-    DATA_FILES,
+    BUILD_FILES,
+    MANIFEST,
     REBUILD_HINT,
-    STORES,
-    TEXTS,
-    WINDOWS,
-    read_jsonl,
+    data_files,
     read_live_manifest,
-    sha256_file,
+    read_texts,
+    verify_files,
 )
-from qa.storage.lexical import LexicalIndex
+from qa.storage.lexical import Bm25Part, LexicalIndex
 from qa.storage.manifest import Manifest, SkippedEntry, SourceEntry
+from qa.storage.segments import SEGMENTS, STORES, WINDOWS, touched_since
 from qa.storage.tables import KeyRows, PassageView, SentenceView, Tables, record_key
 from qa.storage.vectors import FaissStore, WindowVectors
 
@@ -171,8 +171,14 @@ def describe_stale(stale: dict[str, list[str]]) -> str:
     return "; ".join(f"{kind}: {', '.join(names)}" for kind, names in stale.items() if names)
 
 
-def load_index(index_dir: Path, encoder: Encoder) -> Index:
+def load_index(index_dir: Path, encoder: Encoder, check_segments: bool = True) -> Index:
     """Load the live build, checking schema, model and every file's checksum.
+
+    A build reading the live one to reuse it passes `check_segments=False`:
+    then a segment file is checked only if it was modified since its build
+    (segments.touched_since). The segments the build keeps are linked into
+    the new build with their checksums, and checked whenever that build is
+    loaded; those it reads again it checks itself (qa/indexing.py).
 
     Raises:
         IndexMissingError: there is no index yet.
@@ -186,18 +192,40 @@ def load_index(index_dir: Path, encoder: Encoder) -> Index:
             f"index built with model {built_with.name} ({built_with.dimension}d), settings say "
             f"{configured.name} ({configured.dimension}d); {REBUILD_HINT}"
         )
-    for name in DATA_FILES:
-        path = build / name
-        if not path.is_file() or sha256_file(path) != manifest.files.get(name):
-            raise IndexCorruptError(f"index file {path} is missing or corrupt; {REBUILD_HINT}")
+    if check_segments:
+        verify_files(build, manifest, data_files(manifest))
+    else:
+        segment_names = data_files(manifest)[len(BUILD_FILES) :]
+        verify_files(build, manifest, [*BUILD_FILES, *touched_since(build, segment_names, build / MANIFEST)])
     try:
-        texts = {record["source"]: record["text"] for record in read_jsonl(build / TEXTS)}
-        tables = Tables.load(build, texts)
+        tables = Tables.load(build, read_texts(build, [segment.name for segment in manifest.segments]))
         stores = {name: FaissStore.load(build / f"{name}.faiss", manifest.stores[name].trained_on) for name in STORES}
-        lexical = {name: LexicalIndex.load(build / f"{name}.bm25") for name in STORES}
-        windows = WindowVectors.load(build / WINDOWS, tables.sentences["windows"])
+        lexical, windows = read_segments(build, manifest, tables)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as error:
         raise IndexCorruptError(f"cannot read index at {build} ({error}); {REBUILD_HINT}") from error
     if len(tables.sentences) != len(stores["sentences"]) or len(tables.passages) != len(stores["passages"]):
         raise IndexCorruptError(f"index at {build} holds records and vectors that do not match; {REBUILD_HINT}")
     return Index(build, manifest, encoder, tables, stores, windows, lexical)
+
+
+def read_segments(build: Path, manifest: Manifest, tables: Tables) -> tuple[dict[str, LexicalIndex], WindowVectors]:
+    """The BM25 and word windows of a build's segments, mapped from their files, joined in row order.
+
+    Raises:
+        OSError, ValueError: a file is missing or unreadable, or the records point past a segment's rows.
+    """
+    folders = [build / SEGMENTS / segment.name for segment in manifest.segments]
+    lexical = {}
+    for name, table in (("sentences", tables.sentences), ("passages", tables.passages)):
+        parts = [Bm25Part.load(folder / f"{name}.bm25") for folder in folders]
+        for part, segment in zip(parts, manifest.segments, strict=True):
+            if part.size != getattr(segment, name):
+                raise ValueError(
+                    f"segment {segment.name} holds {part.size} {name}, its manifest says {getattr(segment, name)}"
+                )
+        lexical[name] = LexicalIndex(parts=parts, part_of_row=table["segment"], part_row=table["segment_row"])
+    sentences = tables.sentences
+    windows = WindowVectors.load(
+        [folder / WINDOWS for folder in folders], sentences["windows"], sentences["segment"], sentences["first_window"]
+    )
+    return lexical, windows

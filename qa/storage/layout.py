@@ -6,10 +6,11 @@ Layout of the index folder:
                          (two lines, replaced atomically)
     build-<id>/          one complete build: manifest.json (with a sha256 per file);
                          passages.npy, sentences.npy and sources.json, the records
-                         as columns (qa/storage/tables.py); for sentences and
-                         passages, a FAISS file and a folder of bm25s's BM25 files;
-                         windows.npy, the word windows' vectors (float16);
-                         texts.jsonl, the text each source was indexed from
+                         as columns (qa/storage/tables.py); sentences.faiss and
+                         passages.faiss, the vectors; segments/<name>/, each
+                         segment's BM25 for sentences and paragraphs, word
+                         window vectors (float16) and the texts its sources were
+                         indexed from (qa/storage/segments.py)
     .tmp-<id>/           a build in progress; never read; removed when the build fails,
                          or by the next build when it was killed
     .lock                held by the running build
@@ -39,38 +40,39 @@ from pathlib import Path
 from typing import Any
 
 from qa.errors import IndexCorruptError, IndexLockedError, IndexMissingError, QAError
-from qa.storage.lexical import LexicalIndex
 from qa.storage.manifest import SCHEMA_VERSION, Manifest
+from qa.storage.segments import SEGMENTS, STORES, TEXTS, link_files, segment_files
 from qa.storage.tables import TABLE_FILES, Tables
-from qa.storage.vectors import FaissStore, WindowVectors
+from qa.storage.vectors import FaissStore
 
 logger = logging.getLogger(__name__)
 
 POINTER = "CURRENT"
 MANIFEST = "manifest.json"
-STORES = ("sentences", "passages")
-TEXTS = "texts.jsonl"
-WINDOWS = "windows.npy"
-# What bm25s.BM25.save writes for the BM25 method qa uses.
-BM25_FILES = (
-    "data.csc.index.npy",
-    "indices.csc.index.npy",
-    "indptr.csc.index.npy",
-    "vocab.index.json",
-    "params.index.json",
-)
-DATA_FILES = (
-    *TABLE_FILES,
-    *(f"{name}.faiss" for name in STORES),
-    *(f"{name}.bm25/{file}" for name in STORES for file in BM25_FILES),
-    WINDOWS,
-    TEXTS,
-)
+# The files of every build, beside its segments' (data_files).
+BUILD_FILES = (*TABLE_FILES, *(f"{name}.faiss" for name in STORES))
 REBUILD_HINT = "run `python -m qa build --full`"
 # A build folder's name as qa/indexing.py makes it: never a path that leads elsewhere.
 _BUILD_NAME = re.compile(r"build-[0-9A-Za-z-]+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MANIFEST_KEYS = {"model", "files", "sources", "counts"}
+
+
+def data_files(manifest: Manifest) -> list[str]:
+    """Every data file a build with this manifest holds, as paths inside its folder."""
+    return [*BUILD_FILES, *(name for segment in manifest.segments for name in segment_files(segment.name))]
+
+
+def verify_files(build: Path, manifest: Manifest, names: list[str]) -> None:
+    """Check that these files of `build` are there with the checksums its manifest lists.
+
+    Raises:
+        IndexCorruptError: one is missing or altered (the message names it).
+    """
+    for name in names:
+        path = build / name
+        if not path.is_file() or sha256_file(path) != manifest.files.get(name):
+            raise IndexCorruptError(f"index file {path} is missing or corrupt; {REBUILD_HINT}")
 
 
 def sha256_file(path: Path) -> str:
@@ -176,6 +178,15 @@ def read_manifest(index_dir: Path) -> Manifest:
     return read_live_manifest(index_dir)[1]
 
 
+def read_texts(build: Path, segments: list[str] | None = None) -> dict[str, str]:
+    """The texts the sources of a build folder were indexed from, from the named segments (default: all there)."""
+    if segments is None:
+        paths = sorted((build / SEGMENTS).glob(f"*/{TEXTS}"))
+    else:
+        paths = [build / SEGMENTS / name / TEXTS for name in segments]
+    return {record["source"]: record["text"] for path in paths for record in read_jsonl(path)}
+
+
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     with path.open("w", encoding="utf-8") as handle:
         for row in rows:
@@ -244,66 +255,72 @@ def remove_leftovers(index_dir: Path, live: str | None, keep: str | None = None)
             _remove(entry)
 
 
-def write_build(
-    index_dir: Path,
-    manifest: Manifest,
-    tables: Tables,
-    stores: dict[str, FaissStore],
-    windows: WindowVectors,
-    lexical: dict[str, LexicalIndex],
-) -> tuple[Path, Manifest]:
-    """Write a complete build beside the live one, then point CURRENT at it.
+class BuildWriter:
+    """One build being written, in a temporary folder beside the live build, until commit() makes it live.
 
-    If any step fails, what this build wrote is removed at once (on a full disk
-    the space comes back) and CURRENT still names the previous build.
-
-    Returns:
-        The build folder, and the manifest as written (with its files' checksums).
+    Used as a context manager: if anything fails before the commit ends, what
+    this build wrote is removed at once (on a full disk the space comes back)
+    and CURRENT still names the previous build.
     """
-    token = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
-    temporary, build = index_dir / f".tmp-{token}", index_dir / f"build-{token}"
-    pointer_tmp = index_dir / f".tmp-{token}.pointer"
-    try:
-        temporary.mkdir()
-        manifest, manifest_bytes = _write_files(temporary, manifest, tables, stores, windows, lexical)
-        temporary.rename(build)
-        pointer_tmp.write_text(pointer_text(build.name, manifest_bytes), encoding="utf-8")
-        _fsync(pointer_tmp)
-        os.replace(pointer_tmp, index_dir / POINTER)
-    except BaseException:
-        live = live_name(index_dir)
-        for path in (temporary, build, pointer_tmp):
+
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = index_dir
+        self.token = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
+        self.folder = index_dir / f".tmp-{self.token}"
+        self.build = index_dir / f"build-{self.token}"
+        self._pointer = index_dir / f".tmp-{self.token}.pointer"
+        # Files linked from the previous build, with the checksums its manifest lists.
+        self._linked: dict[str, str] = {}
+
+    def __enter__(self) -> BuildWriter:
+        self.folder.mkdir()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            return
+        live = live_name(self.index_dir)
+        for path in (self.folder, self.build, self._pointer):
             if path.name != live and (path.exists() or path.is_symlink()):
                 _remove(path)
-        raise
-    try:
-        _fsync(index_dir)
-    except OSError as error:
-        # The new build is live already; only its surviving a power cut is in doubt.
-        logger.warning("could not sync %s (%s)", index_dir, error.strerror or error)
-    return build, manifest
 
+    def path(self, name: str) -> Path:
+        """Where file `name` of this build goes (its folder made)."""
+        path = self.folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
-def _write_files(
-    folder: Path,
-    manifest: Manifest,
-    tables: Tables,
-    stores: dict[str, FaissStore],
-    windows: WindowVectors,
-    lexical: dict[str, LexicalIndex],
-) -> tuple[Manifest, bytes]:
-    """The data files and the manifest listing their checksums, synced; returns that manifest and its bytes."""
-    tables.save(folder)
-    windows.save(folder / WINDOWS)
-    for name in STORES:
-        stores[name].save(folder / f"{name}.faiss")
-        (folder / f"{name}.bm25").mkdir()
-        lexical[name].save(folder / f"{name}.bm25")
-    texts = tables.texts
-    write_jsonl(folder / TEXTS, ({"source": source, "text": texts[source]} for source in sorted(texts)))
-    manifest = manifest.with_files({name: sha256_file(folder / name) for name in DATA_FILES})
-    manifest_bytes = (json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    (folder / MANIFEST).write_bytes(manifest_bytes)
-    for name in (*DATA_FILES, MANIFEST, *(f"{name}.bm25" for name in STORES)):
-        _fsync(folder / name)
-    return manifest, manifest_bytes
+    def link(self, build: Path, manifest: Manifest, names: list[str]) -> None:
+        """Take these files of another build as they are, with the checksums its manifest lists."""
+        link_files(build, self.folder, names)
+        self._linked.update({name: manifest.files[name] for name in names})
+
+    def commit(self, manifest: Manifest, tables: Tables, stores: dict[str, FaissStore]) -> tuple[Path, Manifest]:
+        """Write the records and stores beside what is written already, then the manifest; point CURRENT here.
+
+        Returns:
+            The build folder, and the manifest as written (with its files' checksums).
+        """
+        tables.save(self.folder)
+        for name in STORES:
+            stores[name].save(self.folder / f"{name}.faiss")
+        names = data_files(manifest)
+        # Linked files keep the checksum they were written with: a damaged one is found when the build is loaded.
+        files = {name: self._linked.get(name) or sha256_file(self.folder / name) for name in names}
+        manifest = manifest.with_files(files)
+        manifest_bytes = (json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        (self.folder / MANIFEST).write_bytes(manifest_bytes)
+        written = [name for name in names if name not in self._linked]
+        folders = {str(folder) for name in names for folder in Path(name).parents}
+        for name in (*written, MANIFEST, *sorted(folders)):
+            _fsync(self.folder / name)
+        self.folder.rename(self.build)
+        self._pointer.write_text(pointer_text(self.build.name, manifest_bytes), encoding="utf-8")
+        _fsync(self._pointer)
+        os.replace(self._pointer, self.index_dir / POINTER)
+        try:
+            _fsync(self.index_dir)
+        except OSError as error:
+            # The new build is live already; only its surviving a power cut is in doubt.
+            logger.warning("could not sync %s (%s)", self.index_dir, error.strerror or error)
+        return self.build, manifest

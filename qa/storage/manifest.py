@@ -16,8 +16,9 @@ from qa.embed.encoder import ModelFingerprint
 # Bump when how text is split (qa/split.py) or the stored records change: an
 # index of another version is then rebuilt in full rather than mixed with
 # records split differently. 3: records as columns, BM25 saved, no word
-# windows, IVF-SQ8 vectors for large corpora.
-SCHEMA_VERSION = 3
+# windows, IVF-SQ8 vectors for large corpora. 4: BM25, word windows and texts
+# in segments (qa/storage/segments.py).
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,20 @@ class StoreEntry:
 
 
 @dataclass(frozen=True)
+class SegmentEntry:
+    """One segment of a build (qa/storage/segments.py): its folder's name and how many rows its files hold.
+
+    The rows include those of sources removed since the segment was written,
+    which stay in its files, unreferenced, until it is merged.
+    """
+
+    name: str
+    sentences: int
+    passages: int
+    windows: int
+
+
+@dataclass(frozen=True)
 class Manifest:
     """Everything a build records about itself; `files` is filled in as the build is written."""
 
@@ -70,6 +85,7 @@ class Manifest:
     skipped: dict[str, SkippedEntry] = field(default_factory=dict)
     max_file_mb: float = DEFAULT_MAX_FILE_MB
     stores: dict[str, StoreEntry] = field(default_factory=dict)
+    segments: list[SegmentEntry] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
 
     def with_files(self, files: dict[str, str]) -> Manifest:
@@ -87,6 +103,7 @@ class Manifest:
             "skipped": {source: _plain(entry) for source, entry in self.skipped.items()},
             "max_file_mb": self.max_file_mb,
             "stores": {name: _plain(entry) for name, entry in self.stores.items()},
+            "segments": [_plain(entry) for entry in self.segments],
             "files": dict(self.files),
         }
 
@@ -108,6 +125,7 @@ class Manifest:
             skipped={source: SkippedEntry(**entry) for source, entry in data.get("skipped", {}).items()},
             max_file_mb=float(data.get("max_file_mb", DEFAULT_MAX_FILE_MB)),
             stores={name: StoreEntry(**entry) for name, entry in data["stores"].items()},
+            segments=[SegmentEntry(**entry) for entry in data["segments"]],
             files={str(name): str(checksum) for name, checksum in data["files"].items()},
         )
 

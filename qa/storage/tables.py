@@ -34,11 +34,27 @@ PASSAGE_COLUMNS = np.dtype(
         ("page", "<i4"),  # -1: no pages
         ("start", "<i8"),
         ("end", "<i8"),
+        ("segment", "<i2"),
+        ("segment_row", "<i4"),
     ]
 )
 # A sentence's source, paragraph, line, section and page are its passage's
 # (qa/split.py); `windows` is how many word windows it has (qa/storage/vectors.py).
-SENTENCE_COLUMNS = np.dtype([("id", "<u8"), ("passage", "<i4"), ("start", "<i8"), ("end", "<i8"), ("windows", "<i4")])
+# A record's `segment` is the build's segment whose BM25 (and, for a sentence,
+# word windows) hold it, at `segment_row` (and from `first_window`):
+# qa/storage/segments.py. Freshly split records are one segment, numbered 0.
+SENTENCE_COLUMNS = np.dtype(
+    [
+        ("id", "<u8"),
+        ("passage", "<i4"),
+        ("start", "<i8"),
+        ("end", "<i8"),
+        ("windows", "<i4"),
+        ("segment", "<i2"),
+        ("segment_row", "<i4"),
+        ("first_window", "<i8"),
+    ]
+)
 TABLE_FILES = ("passages.npy", "sentences.npy", "sources.json")
 _R = TypeVar("_R", Passage, Sentence)
 
@@ -69,6 +85,7 @@ class Tables:
         passage_rows: list[tuple[int, ...]] = []
         sentence_rows: list[tuple[int, ...]] = []
         texts: dict[str, str] = {}
+        first_window = 0
         for document in documents:
             source_number = len(sources)
             sources.append(document.source)
@@ -88,13 +105,25 @@ class Tables:
                         page,
                         passage.start,
                         passage.end,
+                        0,
+                        len(passage_rows),
                     )
                 )
             for sentence in document.sentences:
                 windows = len(word_windows(sentence.text, 0, len(sentence.text)))
                 sentence_rows.append(
-                    (int(sentence.id, 16), row_of[sentence.passage_id], sentence.start, sentence.end, windows)
+                    (
+                        int(sentence.id, 16),
+                        row_of[sentence.passage_id],
+                        sentence.start,
+                        sentence.end,
+                        windows,
+                        0,
+                        len(sentence_rows),
+                        first_window,
+                    )
                 )
+                first_window += windows
         return cls(
             np.array(passage_rows, dtype=PASSAGE_COLUMNS),
             np.array(sentence_rows, dtype=SENTENCE_COLUMNS),
@@ -196,15 +225,16 @@ class Tables:
         source = self.sources[int(self.passages["source"][int(s["passage"])])]
         return self.texts[source][int(s["start"]) : int(s["end"])]
 
-    def sentence_texts(self) -> Iterator[str]:
-        """Every sentence's text, in row order, without making records."""
+    def sentence_texts(self, rows: Iterable[int] | None = None) -> Iterator[str]:
+        """The sentences' texts (all, or these rows), in row order, without making records."""
         sources = self.sentence_source
-        for row in range(len(self.sentences)):
+        for row in range(len(self.sentences)) if rows is None else rows:
             s = self.sentences[row]
             yield self.texts[self.sources[sources[row]]][int(s["start"]) : int(s["end"])]
 
-    def passage_texts(self) -> Iterator[str]:
-        for row in range(len(self.passages)):
+    def passage_texts(self, rows: Iterable[int] | None = None) -> Iterator[str]:
+        """The passages' texts (all, or these rows), in row order."""
+        for row in range(len(self.passages)) if rows is None else rows:
             p = self.passages[row]
             yield self.texts[self.sources[int(p["source"])]][int(p["start"]) : int(p["end"])]
 
@@ -231,7 +261,8 @@ class Tables:
         missing = [s for s in sources if s not in texts]
         if missing:
             raise KeyError(f"no text for {missing[0]}")
-        return cls(passages, sentences, sources, sections, texts)
+        # A segment keeps the texts of sources removed since it was written; they are not this build's.
+        return cls(passages, sentences, sources, sections, {source: texts[source] for source in sources})
 
 
 class _View(Sequence[_R]):

@@ -285,62 +285,144 @@ class RowFile:
 
 
 class WindowVectors:
-    """The vectors of long sentences' word windows, in sentence order, as float16; on disk once built.
+    """The vectors of sentences' word windows as float16, read by sentence row; on disk once built.
 
     They only rescore candidates (a sentence's best window cosine), never
     search, so they need no index and stay on disk (RowFile) but for the rows
     read: a million sentences' 3.4 million windows take 2.6 GB of file and
-    almost no memory.
+    almost no memory. They are kept in one file per segment
+    (qa/storage/segments.py); each sentence row names its part and its first
+    row there, and its windows follow that row.
     """
 
-    def __init__(self, vectors: np.ndarray | RowFile, counts: np.ndarray) -> None:
-        self.vectors = vectors  # (windows, dimension) float16, row order = sentence order
+    def __init__(
+        self,
+        parts: np.ndarray | RowFile | list[np.ndarray | RowFile],
+        counts: np.ndarray,
+        part_of_row: np.ndarray | None = None,
+        first_row: np.ndarray | None = None,
+    ) -> None:
+        """One part holding every sentence's windows in row order, or parts with each row's part and first window row."""
+        self.parts = parts if isinstance(parts, list) else [parts]
         self.counts = np.asarray(counts, dtype=np.int64)  # windows per sentence row
-        self.bounds = np.concatenate([[0], np.cumsum(self.counts)])
-        if self.bounds[-1] != len(vectors):
-            raise ValueError(f"{len(vectors)} window vectors for sentences that have {self.bounds[-1]}")
+        if part_of_row is None or first_row is None:
+            if len(self.parts) != 1 or int(self.counts.sum()) != len(self.parts[0]):
+                raise ValueError(
+                    f"{sum(len(p) for p in self.parts)} window vectors for sentences that have {self.counts.sum()}"
+                )
+            part_of_row = np.zeros(len(self.counts), dtype=np.int16)
+            first_row = np.cumsum(self.counts) - self.counts
+        self.part_of_row = np.asarray(part_of_row, dtype=np.int64)
+        self.first_row = np.asarray(first_row, dtype=np.int64)
+        ends = self.first_row + self.counts
+        for number, part in enumerate(self.parts):
+            mine = self.part_of_row == number
+            if mine.any() and int(ends[mine].max()) > len(part):
+                raise ValueError(f"sentences point past the {len(part)} window vectors of part {number}")
 
     def __len__(self) -> int:
-        return len(self.vectors)
+        return int(self.counts.sum())
 
-    def _window_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The window rows of these sentence rows, and for each the position of its sentence in `rows`."""
+    def _window_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For these sentence rows' windows: each one's part, its row in that part, and its sentence's position in `rows`."""
         rows = np.asarray(rows, dtype=np.int64)
         counts = self.counts[rows]
         owners = np.repeat(np.arange(len(rows)), counts)
-        starts = np.repeat(self.bounds[rows], counts)
+        starts = np.repeat(self.first_row[rows], counts)
         within = np.arange(len(owners)) - np.repeat(np.cumsum(counts) - counts, counts)
-        return starts + within, owners
+        return np.repeat(self.part_of_row[rows], counts), starts + within, owners
 
     def best_cosines(self, rows: np.ndarray, query: np.ndarray, own: np.ndarray) -> np.ndarray:
         """For each sentence row, the larger of its own cosine `own` and its best window's."""
         best = np.asarray(own, dtype=np.float32).copy()
-        window_rows, owners = self._window_rows(rows)
+        parts, window_rows, owners = self._window_rows(rows)
         if len(window_rows):
-            cosines = self._rows(window_rows).astype(np.float32) @ query
+            cosines = self._rows(parts, window_rows).astype(np.float32) @ query
             np.maximum.at(best, owners, cosines)
         return best
 
     def of_sentences(self, rows: np.ndarray) -> np.ndarray:
         """The window vectors of these sentence rows, in their order (as an incremental build keeps them)."""
-        return self._rows(self._window_rows(rows)[0]).astype(np.float16, copy=False)
+        return self._rows(*self._window_rows(rows)[:2]).astype(np.float16, copy=False)
 
-    def _rows(self, window_rows: np.ndarray) -> np.ndarray:
-        if isinstance(self.vectors, RowFile):
-            return self.vectors.take(window_rows)
-        return np.asarray(self.vectors[window_rows])
+    def in_row_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every window vector in sentence row order, and bounds: row r's are `vectors[bounds[r]:bounds[r + 1]]`."""
+        bounds = np.concatenate([[0], np.cumsum(self.counts)])
+        return self.of_sentences(np.arange(len(self.counts))), bounds
+
+    def _rows(self, parts: np.ndarray, window_rows: np.ndarray) -> np.ndarray:
+        dimension = self.parts[0].shape[1] if self.parts else 0
+        out = np.empty((len(window_rows), dimension), dtype=np.float16)
+        for number in np.unique(parts):
+            mine = parts == number
+            part = self.parts[int(number)]
+            out[mine] = (
+                part.take(window_rows[mine]) if isinstance(part, RowFile) else np.asarray(part[window_rows[mine]])
+            )
+        return out
 
     def save(self, path: Path) -> None:
-        np.save(path, np.asarray(self.vectors, dtype=np.float16), allow_pickle=False)
+        """Write one part's vectors as a .npy file (a build streams its new part with WindowWriter instead)."""
+        if len(self.parts) != 1:
+            raise ValueError("window vectors of several parts are written part by part")
+        np.save(path, np.asarray(self.parts[0], dtype=np.float16), allow_pickle=False)
 
     @classmethod
-    def load(cls, path: Path, counts: np.ndarray) -> WindowVectors:
-        """What save wrote, read on demand; `counts` are the sentences' window counts.
+    def load(
+        cls,
+        paths: Path | list[Path],
+        counts: np.ndarray,
+        part_of_row: np.ndarray | None = None,
+        first_row: np.ndarray | None = None,
+    ) -> WindowVectors:
+        """What save or WindowWriter wrote, read on demand; `counts` are the sentences' window counts.
 
         Raises:
-            OSError, ValueError: the file is missing, unreadable or not float16 rows.
+            OSError, ValueError: a file is missing, unreadable or not float16 rows.
         """
-        vectors = RowFile(path)
-        if vectors.dtype != np.float16:
-            raise ValueError(f"{path} does not hold float16 window vectors")
-        return cls(vectors, counts)
+        parts: list[np.ndarray | RowFile] = []
+        for path in paths if isinstance(paths, list) else [paths]:
+            vectors = RowFile(path)
+            if vectors.dtype != np.float16:
+                raise ValueError(f"{path} does not hold float16 window vectors")
+            parts.append(vectors)
+        return cls(parts, counts, part_of_row, first_row)
+
+
+class WindowWriter:
+    """Writes a part's window vectors to a .npy file as they are made, so a build never holds them all.
+
+    The number of rows is known before the first is embedded (each sentence's
+    window count), so the header is written first and the rows appended.
+    """
+
+    def __init__(self, path: Path, rows: int, dimension: int) -> None:
+        self.path = path
+        self.rows = rows
+        self.written = 0
+        self._handle = open(path, "wb")  # noqa: SIM115  # closed by close(), after the last block
+        header = {
+            "descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)),
+            "fortran_order": False,
+            "shape": (rows, dimension),
+        }
+        np.lib.format.write_array_header_2_0(self._handle, header)
+        self._dimension = dimension
+
+    def write(self, vectors: np.ndarray) -> None:
+        """Append these rows."""
+        block = np.ascontiguousarray(vectors, dtype=np.float16)
+        if block.ndim != 2 or block.shape[1] != self._dimension or self.written + len(block) > self.rows:
+            raise ValueError(f"{block.shape} more window vectors for a file of {self.rows} rows of {self._dimension}")
+        self._handle.write(block.tobytes())
+        self.written += len(block)
+
+    def abandon(self) -> None:
+        """Close the file half written (its build failed and removes it)."""
+        self._handle.close()
+
+    def close(self) -> None:
+        """Finish the file; every row must have been written."""
+        self._handle.close()
+        if self.written != self.rows:
+            raise ValueError(f"{self.written} window vectors written to a file of {self.rows}")

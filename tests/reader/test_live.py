@@ -114,8 +114,9 @@ def test_a_build_by_another_process_is_swapped_in_while_questions_go_on(live_env
     old = live.warm()
     (live_env / "owls.txt").write_text(OWLS, encoding="utf-8")
     command = [sys.executable, "-m", "qa", "build", "--seeds", str(live_env), "--index", str(live.index_dir)]
-    process = subprocess.Popen(command, cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        command, cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     builds: list[str] = []
     checker = BuildTexts(live.index_dir)
     deadline = time.monotonic() + 300
@@ -170,7 +171,7 @@ def test_a_newer_build_that_fails_its_checksums_is_never_served(live_env: Path, 
     old = live.current()
     (live_env / "owls.txt").write_text(OWLS, encoding="utf-8")
     newer = build_index(live_env, live.index_dir, encoder)
-    (newer.path / "texts.jsonl").write_text("{}\n", encoding="utf-8")
+    next(newer.path.glob("segments/*/texts.jsonl")).write_text("{}\n", encoding="utf-8")
     served: set[Path] = set()
 
     def repaired() -> bool:
@@ -196,4 +197,3 @@ def test_status_without_seeds_or_index_says_how_to_build(tmp_path: Path, monkeyp
     qa.reload_settings()
     with pytest.raises(qa.IndexMissingError, match="python -m qa build"):
         qa.live_index().status()
-

@@ -37,8 +37,8 @@ def new_index(old_index: Path, encoder: Encoder) -> Path:
 def test_an_index_of_the_schema_before_is_refused_with_the_command_that_rebuilds_it(
     old_index: Path, encoder: Encoder
 ) -> None:
-    assert SCHEMA_VERSION == 3
-    with pytest.raises(IndexCorruptError, match=r"has schema 2, this version reads 3; run `python -m qa build --full`"):
+    assert SCHEMA_VERSION == 4
+    with pytest.raises(IndexCorruptError, match=r"has schema 2, this version reads 4; run `python -m qa build --full`"):
         load_index(old_index / "index", encoder)
 
 
@@ -60,7 +60,10 @@ def test_the_manifest_reads_back_as_the_json_on_disk(new_index: Path, encoder: E
     assert manifest.to_dict() == on_disk
     assert list(manifest.to_dict()) == list(on_disk)  # the same key order, so the bytes are the same
     assert Manifest.from_dict(on_disk) == manifest
-    assert on_disk["stores"] == {"sentences": {"kind": "exact", "trained_on": 0}, "passages": {"kind": "exact", "trained_on": 0}}
+    assert on_disk["stores"] == {
+        "sentences": {"kind": "exact", "trained_on": 0},
+        "passages": {"kind": "exact", "trained_on": 0},
+    }
 
 
 def _rewrite_manifest(index_dir: Path, change: dict[str, object]) -> None:
@@ -73,7 +76,9 @@ def _rewrite_manifest(index_dir: Path, change: dict[str, object]) -> None:
 
 def test_another_schema_is_refused_with_the_command_that_fixes_it(new_index: Path, encoder: Encoder) -> None:
     _rewrite_manifest(new_index, {"schema_version": 99})
-    with pytest.raises(IndexCorruptError, match=r"has schema 99, this version reads 3; run `python -m qa build --full`"):
+    with pytest.raises(
+        IndexCorruptError, match=r"has schema 99, this version reads 4; run `python -m qa build --full`"
+    ):
         load_index(new_index, encoder)
 
 

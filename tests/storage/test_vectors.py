@@ -152,12 +152,13 @@ def test_window_rows_are_read_from_the_file_in_any_order(tmp_path: Path, monkeyp
     counts = np.asarray([3, 0, 5, 32])
     WindowVectors(rows, counts).save(tmp_path / "windows.npy")
     loaded = WindowVectors.load(tmp_path / "windows.npy", counts)
-    assert isinstance(loaded.vectors, RowFile) and len(loaded) == 40
-    np.testing.assert_array_equal(loaded.vectors.take(np.asarray([39, 0, 1, 2, 17, 3])), rows[[39, 0, 1, 2, 17, 3]])
-    np.testing.assert_array_equal(np.asarray(loaded.vectors), rows)
+    [part] = loaded.parts
+    assert isinstance(part, RowFile) and len(loaded) == 40
+    np.testing.assert_array_equal(part.take(np.asarray([39, 0, 1, 2, 17, 3])), rows[[39, 0, 1, 2, 17, 3]])
+    np.testing.assert_array_equal(np.asarray(part), rows)
     monkeypatch.setattr(vectors, "_READ_BYTES", 3 * rows.shape[1] * 2)  # long runs are read in pieces
-    np.testing.assert_array_equal(loaded.vectors.take(np.arange(40)[::-1]), rows[::-1])
-    np.testing.assert_array_equal(loaded.vectors[5:30], rows[5:30])
+    np.testing.assert_array_equal(part.take(np.arange(40)[::-1]), rows[::-1])
+    np.testing.assert_array_equal(part[5:30], rows[5:30])
     np.testing.assert_array_equal(loaded.of_sentences(np.asarray([2, 0])), rows[[3, 4, 5, 6, 7, 0, 1, 2]])
     query = unit_rows(1, seed=9)[0]
     own = np.zeros(4, dtype=np.float32) - 1

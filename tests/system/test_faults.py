@@ -27,6 +27,7 @@ from conftest import REPO
 
 import qa
 import qa.storage.layout
+import qa.storage.segments
 from qa.embed.encoder import Encoder
 from qa.errors import IndexCorruptError, IndexMissingError, QAError
 from qa.indexing import build_index
@@ -107,7 +108,9 @@ def test_build_killed_with_sigkill_leaves_the_previous_index_live(
 
     # The next reader, library or command line, gets the last good build.
     assert live_state(index_dir, encoder) == before
-    assert_quotes_the_old_beta(ask_json(capsys, monkeypatch, index_dir, "When do climbers reach the summit?"), index_dir, encoder)
+    assert_quotes_the_old_beta(
+        ask_json(capsys, monkeypatch, index_dir, "When do climbers reach the summit?"), index_dir, encoder
+    )
 
     index = build_index(seeds_dir, index_dir, encoder)
     assert index.report is not None and index.report.changed == ["beta.txt"]
@@ -216,9 +219,7 @@ def test_build_killed_at_each_step_leaves_a_loadable_index(
 # --- failed and concurrent builds -----------------------------------------------------
 
 
-def test_failed_full_build_keeps_the_previous_index_live(
-    small_copy: tuple[Path, Path], encoder: Encoder
-) -> None:
+def test_failed_full_build_keeps_the_previous_index_live(small_copy: tuple[Path, Path], encoder: Encoder) -> None:
     seeds_dir, index_dir = small_copy
     before = live_state(index_dir, encoder)
     with pytest.raises(RuntimeError, match="encoder exploded"):
@@ -322,7 +323,11 @@ def test_next_build_removes_leftovers_of_crashes_but_never_the_live_build(
 
 @pytest.mark.parametrize(
     "pointer",
-    [".tmp-20200101000000-0badf00d", "build-x/../.tmp-20200101000000-0badf00d", "../index/.tmp-20200101000000-0badf00d"],
+    [
+        ".tmp-20200101000000-0badf00d",
+        "build-x/../.tmp-20200101000000-0badf00d",
+        "../index/.tmp-20200101000000-0badf00d",
+    ],
 )
 def test_a_reader_never_follows_a_pointer_to_a_temporary_folder(
     small_copy: tuple[Path, Path], encoder: Encoder, pointer: str
@@ -337,7 +342,13 @@ def test_a_reader_never_follows_a_pointer_to_a_temporary_folder(
 
 # --- damaged files --------------------------------------------------------------------
 
-INDEX_FILES = [*qa.storage.layout.DATA_FILES, "manifest.json", "CURRENT"]
+# A segment's files by pattern: its folder is named by the build that wrote it.
+INDEX_FILES = [
+    *qa.storage.layout.BUILD_FILES,
+    *(f"segments/*/{name}" for name in qa.storage.segments.SEGMENT_FILES),
+    "manifest.json",
+    "CURRENT",
+]
 
 
 def damage(path: Path, how: str) -> None:
@@ -375,7 +386,7 @@ def test_damaged_file_is_named_and_a_plain_build_repairs_it(
     seeds_dir, index_dir = small_copy
     good = load_index(index_dir, encoder)
     assert good.windows  # every data file has something to damage
-    path = index_dir / name if name == "CURRENT" else good.path / name
+    path = index_dir / name if name == "CURRENT" else next(good.path.glob(name))
     damage(path, how)
 
     with pytest.raises(IndexCorruptError, match=re.escape(REBUILD_HINT)) as raised:
