@@ -276,6 +276,8 @@ def _info(args: argparse.Namespace, settings: Settings) -> int:
     print(f"contents:  {counts.sources} documents, {counts.passages} paragraphs, {counts.sentences} sentences")
     kinds = ", ".join(f"{name} {store.kind}" for name, store in index.stores.items())
     print(f"search:    {kinds} (exact up to {EXACT_LIMIT:,} vectors, approximate past it)")
+    segment_count = len(manifest.segments)
+    print(f"segments:  {segment_count} (BM25, word windows and texts; see qa/storage/segments.py)")
     for line in _source_lines(manifest.sources):
         print(line)
     for source, entry in manifest.skipped.items():

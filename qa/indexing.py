@@ -252,7 +252,11 @@ def _embed(
         kept_keys = record_key(getattr(kept, name)["id"])
         removed = None
         if previous is not None:
-            removed = np.setdiff1d(record_key(getattr(previous.tables, name)["id"]), kept_keys)
+            # The kept records are the previous build's rows of the kept sources, in order.
+            only = frozenset(kept.sources)
+            mask = previous.source_mask(only=only) if name == "sentences" else previous.passage_mask(only=only)
+            keys = previous.sentence_keys if name == "sentences" else previous.passage_keys
+            removed = keys[~mask]
         stores[name] = FaissStore.assemble(
             encoder.fingerprint.dimension,
             record_key(getattr(new, name)["id"]),

@@ -97,6 +97,7 @@ def test_info_reports_model_and_staleness(capsys: Captured, index_dir: str, seed
     assert re.search(r"^model:\s+all-MiniLM-L6-v2 \(384d, weights sha256 [0-9a-f]{12}\)$", out, re.MULTILINE)
     assert re.search(r"^formats:\s+1 txt$", out, re.MULTILINE)
     assert re.search(r"^search:\s+sentences exact, passages exact \(exact up to 100,000 vectors", out, re.MULTILINE)
+    assert re.search(r"^segments:\s+1 \(BM25, word windows and texts", out, re.MULTILINE)
     assert re.search(rf"^  txt\s+{re.escape(SEED_NAME)}: \d+ paragraphs, \d+ sentences$", out, re.MULTILINE)
     assert re.search(r"^stale:\s+no\b", out, re.MULTILINE)
     assert "stale:     yes" not in out

@@ -85,10 +85,13 @@ def _walk(seeds_dir: Path) -> Iterator[Path]:
                 yield Path(entry.path)
 
 
-def _read_bytes(seeds_dir: Path, path: Path, max_file_mb: float) -> bytes | SkippedFile:
-    """The file's bytes, unless it lies outside seeds_dir, is a link to a folder, is too large or cannot be read."""
+def _read_bytes(seeds_dir: Path, path: Path, max_file_mb: float, root: Path | None = None) -> bytes | SkippedFile:
+    """The file's bytes, unless it lies outside seeds_dir, is a link to a folder, is too large or cannot be read.
+
+    `root` is seeds_dir resolved, when the caller has resolved it once for many files.
+    """
     source = path.relative_to(seeds_dir).as_posix()
-    if not path.resolve().is_relative_to(seeds_dir.resolve()):
+    if not path.resolve().is_relative_to(root or seeds_dir.resolve()):
         return SkippedFile(source, "links outside the seeds folder (not followed)")
     if path.is_dir():
         # Only a link reaches here (discover walks real folders itself), and
@@ -118,8 +121,9 @@ def source_hashes(seeds_dir: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB) -> 
     Files a build would skip unread (over max_file_mb, links leading outside) are left out, unread here too.
     """
     hashes = {}
+    root = seeds_dir.resolve()
     for path in discover(seeds_dir):
-        data = _read_bytes(seeds_dir, path, max_file_mb)
+        data = _read_bytes(seeds_dir, path, max_file_mb, root)
         if not isinstance(data, SkippedFile):
             hashes[path.relative_to(seeds_dir).as_posix()] = hashlib.sha256(data).hexdigest()
     return hashes
@@ -130,14 +134,16 @@ def read_source(
     path: Path,
     max_file_mb: float = DEFAULT_MAX_FILE_MB,
     already_read: Mapping[str, str] | None = None,
+    root: Path | None = None,
 ) -> SourceFile | SkippedFile:
     """Read one seed file, or say why it cannot be indexed.
 
     Args:
         already_read: sha256 to source of the files read so far; a file with
             the same bytes as one of them is skipped as its duplicate, unparsed.
+        root: seeds_dir resolved, when the caller reads many files.
     """
-    data = _read_bytes(seeds_dir, path, max_file_mb)
+    data = _read_bytes(seeds_dir, path, max_file_mb, root)
     if isinstance(data, SkippedFile):
         return data
     source, suffix = path.relative_to(seeds_dir).as_posix(), path.suffix.lower()
@@ -195,8 +201,9 @@ def read_sources(
     readable: list[SourceFile] = []
     skipped: list[SkippedFile] = []
     already_read: dict[str, str] = {}
+    root = seeds_dir.resolve()
     for path in discover(seeds_dir):
-        result = read_source(seeds_dir, path, max_file_mb, already_read)
+        result = read_source(seeds_dir, path, max_file_mb, already_read, root)
         if isinstance(result, SkippedFile):
             logger.warning("skipping %s: %s", result.source, result.reason)
             skipped.append(result)

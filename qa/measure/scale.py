@@ -20,7 +20,9 @@ VmHWM) is its own:
   candidates and fusion without any reranker, peak RSS);
 - recall: the approximate sentence search's top 50 against exact search over
   the same vectors as the build made them, on a sample of questions;
-- add: an incremental build adding one real document, with the real model.
+- add: an incremental build adding one real document with the real model,
+  once from a fresh `qa build` process and once in a process whose model is
+  loaded (as a running app's is).
 """
 
 from __future__ import annotations
@@ -265,21 +267,41 @@ def _phase_recall(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _phase_add(args: argparse.Namespace) -> dict[str, Any]:
+    """Add one real document twice: from a fresh `qa build` process, and in a process whose model is loaded.
+
+    The fresh process pays for importing the model's libraries and loading
+    its weights, which is the same at any index size; the loaded one is what a
+    long-running app pays, and what grows with the index.
+    """
     from qa.api import get_encoder
     from qa.indexing import build_index
 
-    encoder = get_encoder()
-    added = args.work / "seeds" / "added.txt"
-    added.write_text(args.document.read_text(encoding="utf-8"), encoding="utf-8")
+    seeds, index_dir = args.work / "seeds", args.work / "index"
+    text = args.document.read_text(encoding="utf-8")
+    fresh = seeds / "added-by-a-fresh-process.txt"
+    fresh.write_text(text, encoding="utf-8")
+    command = [sys.executable, "-m", "qa", "build", "--seeds", str(seeds), "--index", str(index_dir)]
     try:
         started = time.perf_counter()
-        index = build_index(args.work / "seeds", args.work / "index", encoder)
+        subprocess.run(command, check=True, capture_output=True, env=package_environment())
+        fresh_seconds = time.perf_counter() - started
+    finally:
+        fresh.unlink()
+    encoder = get_encoder()
+    encoder.encode(["The model is loaded before the clock starts."])
+    added = seeds / "added.txt"
+    # Other bytes than the first copy's, so that it is a new document, not a duplicate.
+    added.write_text(text + "\n", encoding="utf-8")
+    try:
+        started = time.perf_counter()
+        index = build_index(seeds, index_dir, encoder)
         seconds = time.perf_counter() - started
     finally:
         added.unlink()
     assert index.report is not None
     return {
         "add_s": seconds,
+        "add_fresh_process_s": fresh_seconds,
         "add_embedded_sentences": index.report.embedded_sentences,
         "add_peak_rss_mb": peak_rss_mb(),
     }
@@ -351,7 +373,8 @@ def _lines(results: ScaleResults) -> Iterator[str]:
     yield f"| search step (candidates and fusion), p50 / p95 | {s['search_p50_ms']:.1f} / {s['search_p95_ms']:.1f} ms | p50 ≤ 20 ms: {met(s['search_p50_ms'] <= 20)} |"
     yield f"| warm `answer()`, p50 / p95 | {s['answer_p50_ms']:.1f} / {s['answer_p95_ms']:.1f} ms | |"
     yield f"| recall of the exact top 50 sentences ({r['recall_questions']} questions), mean / worst | {r['recall_at_50']:.3f} / {r['recall_min']:.2f} | ≥ 0.98: {met(r['recall_at_50'] >= 0.98)} |"
-    yield f"| adding one document ({a['add_embedded_sentences']} sentences, real model) | {a['add_s']:.1f} s | ≤ 5 s: {met(a['add_s'] <= 5)} |"
+    yield f"| adding one document ({a['add_embedded_sentences']} sentences, real model, model loaded) | {a['add_s']:.1f} s | ≤ 5 s: {met(a['add_s'] <= 5)} |"
+    yield f"| the same from a fresh `qa build` process (imports and model load included) | {a['add_fresh_process_s']:.1f} s | |"
     yield f"| peak RSS while adding it | {a['add_peak_rss_mb']:,.0f} MB | |"
 
 

@@ -302,11 +302,12 @@ class BuildWriter:
             The build folder, and the manifest as written (with its files' checksums).
         """
         tables.save(self.folder)
-        for name in STORES:
-            stores[name].save(self.folder / f"{name}.faiss")
-        names = data_files(manifest)
+        # Hashed as they are written: a million sentences' stores are half a gigabyte.
+        known = {f"{name}.faiss": stores[name].save(self.folder / f"{name}.faiss") for name in STORES}
         # Linked files keep the checksum they were written with: a damaged one is found when the build is loaded.
-        files = {name: self._linked.get(name) or sha256_file(self.folder / name) for name in names}
+        known.update(self._linked)
+        names = data_files(manifest)
+        files = {name: known.get(name) or sha256_file(self.folder / name) for name in names}
         manifest = manifest.with_files(files)
         manifest_bytes = (json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
         (self.folder / MANIFEST).write_bytes(manifest_bytes)

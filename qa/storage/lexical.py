@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable
+from functools import cached_property
 from pathlib import Path
 
 import bm25s
@@ -189,9 +190,16 @@ class LexicalIndex:
         self._documents = sum(part.size for part in self._parts)
         self._part_of_row = np.asarray(part_of_row)
         self._part_row = np.asarray(part_row, dtype=np.int64)
-        self._placed = [self._placement(number) for number in range(len(self._parts))]
-        # One part read whole and in row order needs no mapping: bm25s's scores are the answer.
-        self._direct = len(self._parts) == 1 and self._placed[0] == slice(0, self.size)
+
+    @cached_property
+    def _placed(self) -> list[tuple[np.ndarray, np.ndarray] | slice]:
+        """Where each part's rows go; worked out at the first question, not by a build that only reads the index."""
+        return [self._placement(number) for number in range(len(self._parts))]
+
+    @cached_property
+    def _direct(self) -> bool:
+        """One part read whole and in row order needs no mapping: bm25s's scores are the answer."""
+        return len(self._parts) == 1 and self._placed[0] == slice(0, self.size)
 
     def _placement(self, number: int) -> tuple[np.ndarray, np.ndarray] | slice:
         """Where part `number`'s rows go: a slice when all are live, in order, in a run; else (rows, their part rows)."""

@@ -13,6 +13,7 @@ only the lists nearest to it. `qa info` says which one an index uses, and
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,7 +42,7 @@ class VectorStore(Protocol):
 
     def search(self, query: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]: ...
 
-    def save(self, path: Path) -> None: ...
+    def save(self, path: Path) -> str: ...
 
 
 # Past this many vectors a store is approximate (IVF-SQ8); below it, exact.
@@ -100,6 +101,8 @@ class FaissStore:
         IVF store's trained lists (removing what is not kept) while it has
         grown less than RETRAIN_GROWTH times, so adding one document to a
         million sentences embeds and assigns only that document's vectors.
+        That IVF store is taken over, not copied (a build loads it for this
+        alone): `previous` must not be used afterwards.
         """
         kept = np.zeros(0, dtype=np.int64) if kept is None else np.asarray(kept, dtype=np.int64)
         total = len(kept) + len(keys)
@@ -110,7 +113,7 @@ class FaissStore:
             store.add(keys, vectors)
             return store
         if previous is not None and previous._ivf is not None and total <= RETRAIN_GROWTH * previous.trained_on:
-            store = cls(dimension, faiss.clone_index(previous._index), previous.trained_on)
+            store = cls(dimension, previous._index, previous.trained_on)
             if removed is not None:
                 store.remove(removed)
             store.add(keys, vectors)
@@ -178,18 +181,25 @@ class FaissStore:
         keep = keys[0] >= 0
         return scores[0][keep], keys[0][keep]
 
-    def save(self, path: Path) -> None:
-        """Write the store to `path` in FAISS's own format.
+    def save(self, path: Path) -> str:
+        """Write the store to `path` in FAISS's own format; returns the file's sha256, taken as it is written.
 
         Raises:
             OSError: the file cannot be written (read-only folder, full disk), with its errno.
         """
+        digest = hashlib.sha256()
+
+        def write(data: bytes) -> int:
+            digest.update(data)
+            return handle.write(data)
+
         # Through a Python file rather than faiss.write_index(index, path), whose
         # failures are RuntimeErrors carrying only a message; Python's carry the
         # errno (ENOSPC, EROFS) that a build turns into IndexWriteError.
         with path.open("wb") as handle:
-            writer = faiss.PyCallbackIOWriter(handle.write)  # type: ignore[attr-defined]  # not in faiss's stubs
+            writer = faiss.PyCallbackIOWriter(write)  # type: ignore[attr-defined]  # not in faiss's stubs
             faiss.write_index(self._index, writer)
+        return digest.hexdigest()
 
     @classmethod
     def load(cls, path: Path, trained_on: int = 0) -> FaissStore:

@@ -171,3 +171,34 @@ def test_window_rows_are_read_from_the_file_in_any_order(tmp_path: Path, monkeyp
     (tmp_path / "windows.npy").write_bytes((tmp_path / "windows.npy").read_bytes()[:-10])
     with pytest.raises(ValueError, match="not as long"):
         WindowVectors.load(tmp_path / "windows.npy", counts)
+
+
+def test_window_vectors_of_several_parts_are_read_by_each_rows_part_and_first_row(tmp_path: Path) -> None:
+    rows = unit_rows(12).astype(np.float16)
+    first = vectors.WindowWriter(tmp_path / "a.npy", 7, rows.shape[1])
+    first.write(rows[:4])
+    first.write(rows[4:7])
+    first.close()
+    second = vectors.WindowWriter(tmp_path / "b.npy", 5, rows.shape[1])
+    second.write(rows[7:])
+    second.close()
+    # Sentence rows: two in part 1, then two in part 0 (whose rows 0-2 belong to a removed source).
+    counts, parts, firsts = np.asarray([2, 3, 1, 3]), np.asarray([1, 1, 0, 0]), np.asarray([0, 2, 3, 4])
+    loaded = WindowVectors.load([tmp_path / "a.npy", tmp_path / "b.npy"], counts, parts, firsts)
+    assert len(loaded) == 9
+    np.testing.assert_array_equal(loaded.of_sentences(np.asarray([3, 0])), rows[[4, 5, 6, 7, 8]])
+    in_order, bounds = loaded.in_row_order()
+    np.testing.assert_array_equal(in_order, rows[[7, 8, 9, 10, 11, 3, 4, 5, 6]])
+    assert bounds.tolist() == [0, 2, 5, 6, 9]
+    with pytest.raises(ValueError, match="past the 7 window vectors of part 0"):
+        WindowVectors.load([tmp_path / "a.npy", tmp_path / "b.npy"], counts, parts, firsts + 1)
+
+
+def test_a_window_file_must_get_every_row_it_was_opened_for(tmp_path: Path) -> None:
+    rows = unit_rows(3).astype(np.float16)
+    writer = vectors.WindowWriter(tmp_path / "w.npy", 3, rows.shape[1])
+    writer.write(rows[:2])
+    with pytest.raises(ValueError, match="more window vectors"):
+        writer.write(rows)
+    with pytest.raises(ValueError, match="2 window vectors written to a file of 3"):
+        writer.close()

@@ -25,11 +25,13 @@ def test_scale_bench_builds_serves_recalls_and_adds(tmp_path: Path) -> None:
     # 5 sentences a copy of the tiny corpus: 8 copies reach 40.
     assert "8 copies of the SQuAD dev corpus, 40 sentences" in section
     assert "| recall of the exact top 50 sentences (3 questions), mean / worst | 1.000 / 1.00 |" in section
-    assert "| adding one document (33 sentences, real model) |" in section
+    assert "| adding one document (33 sentences, real model, model loaded) |" in section
+    assert "| the same from a fresh `qa build` process (imports and model load included) |" in section
     assert "| peak RSS while serving" in section and "MB" in section
     assert "scale serve: " in done.stderr and "scale add: " in done.stderr
     # The added document is gone again, so a second run measures the same corpus.
     assert not (tmp_path / "work" / "seeds" / "added.txt").exists()
+    assert not (tmp_path / "work" / "seeds" / "added-by-a-fresh-process.txt").exists()
 
 
 def test_scale_bench_refuses_bad_arguments(tmp_path: Path) -> None:
