@@ -184,14 +184,14 @@ def _write_segments(
             writer.link(previous.path, previous.manifest, segments.segment_files(entry.name))
             entries.append(entry)
     kept_members = sentence_members[sentence_members < len(kept.sentences)]
-    if entries and not len(sentence_members) and not len(passage_members):
+    # A source's text goes with its records: in a carried segment already, or in the new one.
+    in_carried = set(np.unique(tables.passages["source"][tables.passages["segment"] < len(entries)]).tolist())
+    member_sources = [source for number, source in enumerate(tables.sources) if number not in in_carried]
+    if entries and not len(sentence_members) and not len(passage_members) and not member_sources:
         # Only removals: the carried segments hold everything, and no empty segment is written.
         return tables, _Segments(_embed(previous, kept, kept_members, new, encoder, progress, None), entries)
     name = f"segment-{writer.token}"
     folder = writer.path(f"{segments.SEGMENTS}/{name}/{segments.TEXTS}").parent
-    member_sources = sorted(
-        {tables.sources[number] for number in tables.passages["source"][passage_members]}, key=tables.sources.index
-    )
     layout.write_jsonl(folder / segments.TEXTS, ({"source": s, "text": tables.texts[s]} for s in member_sources))
     # BM25 is built before any vector is embedded, so that its working memory and the vectors' are never held at once.
     logger.info("BM25 over %d sentences and %d paragraphs", len(sentence_members), len(passage_members))
