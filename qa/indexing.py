@@ -93,14 +93,21 @@ def build_index(
 def _build_locked(
     seeds_dir: Path, index_dir: Path, encoder: Encoder, full: bool, progress: Progress | None, max_file_mb: float
 ) -> Index:
-    readable, skipped = read_sources(seeds_dir, max_file_mb)
-    if not readable:
-        raise SeedsError(f"nothing to index in {seeds_dir}: {FORMATS_HINT}")
     live = layout.live_name(index_dir)
     layout.remove_leftovers(index_dir, live)
     old_sources = _live_sources(index_dir)
     previous = None if full else _previous_index(index_dir, encoder)
+    # Files the live index holds unchanged are hashed, not extracted again.
+    reusable = previous.sources if previous is not None else {}
+    indexed = {source: entry.sha256 for source, entry in reusable.items()}
+    readable, skipped = read_sources(seeds_dir, max_file_mb, indexed)
+    if not readable:
+        raise SeedsError(f"nothing to index in {seeds_dir}: {FORMATS_HINT}")
     plan = _Plan.of(readable, old_sources, previous)
+    if plan.previous is None and any(source_file.reused for source_file in readable):
+        # The live index cannot be reused after all: everything is extracted and embedded.
+        readable, skipped = read_sources(seeds_dir, max_file_mb)
+        plan = _Plan.of(readable, old_sources, None)
     report = BuildReport(skipped=skipped, full=plan.previous is None)
     for source_file in readable:
         same = _same(source_file, old_sources)
@@ -115,7 +122,7 @@ def _build_locked(
         tables, segment = _write_segments(writer, plan, new, encoder, progress)
         report.embedded_sentences = len(new.sentences)
         report.embedded_passages = len(new.passages)
-        manifest = _manifest(encoder, readable, tables, skipped, max_file_mb, segment.stores, segment.entries)
+        manifest = _manifest(encoder, readable, tables, skipped, max_file_mb, segment.stores, segment.entries, reusable)
         build, manifest = writer.commit(manifest, tables, segment.stores)
     layout.remove_leftovers(index_dir, build.name, keep=live)
     lexical, windows = read_segments(build, manifest, tables)
@@ -314,10 +321,13 @@ def _manifest(
     max_file_mb: float,
     stores: dict[str, FaissStore],
     segment_entries: list[SegmentEntry],
+    reused: dict[str, SourceEntry],
 ) -> Manifest:
     """The new build's manifest, before its files' checksums are known.
 
     It records the size limit so that Index.stale judges the seeds by the same one.
+    A source reused unextracted keeps its entry in the live build's manifest
+    (`reused`), as its records are kept.
     """
     numbers = {
         "passages": np.bincount(tables.passages["source"], minlength=len(tables.sources)),
@@ -333,6 +343,8 @@ def _manifest(
             counted["passages"].get(f.source, 0),
             counted["sentences"].get(f.source, 0),
         )
+        if not f.reused
+        else reused[f.source]
         for f in sorted(readable, key=lambda f: f.source)
     }
     return Manifest(

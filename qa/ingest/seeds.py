@@ -49,6 +49,10 @@ class SourceFile:
     title: str | None = None
     headings: dict[int, str] | None = None
     pages: tuple[PageSpan, ...] = ()
+    # True for a file whose bytes the live index holds already: it was hashed
+    # but not extracted (`text` is empty, and so are title and pages); a build
+    # keeps its records and its manifest entry instead.
+    reused: bool = False
 
 
 def discover(seeds_dir: Path) -> list[Path]:
@@ -135,6 +139,7 @@ def read_source(
     max_file_mb: float = DEFAULT_MAX_FILE_MB,
     already_read: Mapping[str, str] | None = None,
     root: Path | None = None,
+    indexed: Mapping[str, str] | None = None,
 ) -> SourceFile | SkippedFile:
     """Read one seed file, or say why it cannot be indexed.
 
@@ -142,6 +147,8 @@ def read_source(
         already_read: sha256 to source of the files read so far; a file with
             the same bytes as one of them is skipped as its duplicate, unparsed.
         root: seeds_dir resolved, when the caller reads many files.
+        indexed: sha256 by source of what a live index holds; a file with the
+            same bytes as there is not extracted again (SourceFile.reused).
     """
     data = _read_bytes(seeds_dir, path, max_file_mb, root)
     if isinstance(data, SkippedFile):
@@ -151,6 +158,9 @@ def read_source(
     if already_read and sha256 in already_read:
         first = already_read[sha256]
         return SkippedFile(source, f"same content as {first} (indexed once, cited as that file)", sha256, first)
+    if indexed and indexed.get(source) == sha256:
+        # Parsing a PDF can take a second; a thousand unchanged ones should not delay adding one.
+        return SourceFile(source, sha256, "", suffix.lstrip("."), reused=True)
     if not data:
         # One reason for every format, rather than each parser's own complaint about nothing.
         return SkippedFile(source, "is empty", sha256)
@@ -187,7 +197,7 @@ def _extracted_source(source: str, sha256: str, suffix: str, data: bytes) -> Sou
 
 
 def read_sources(
-    seeds_dir: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB
+    seeds_dir: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB, indexed: Mapping[str, str] | None = None
 ) -> tuple[list[SourceFile], list[SkippedFile]]:
     """Every supported seed file, split into the readable ones and the skipped ones.
 
@@ -197,13 +207,14 @@ def read_sources(
 
     Args:
         max_file_mb: files larger than this (in MiB) are skipped without being read.
+        indexed: sha256 by source of a live index's sources; files it holds unchanged are hashed, not extracted.
     """
     readable: list[SourceFile] = []
     skipped: list[SkippedFile] = []
     already_read: dict[str, str] = {}
     root = seeds_dir.resolve()
     for path in discover(seeds_dir):
-        result = read_source(seeds_dir, path, max_file_mb, already_read, root)
+        result = read_source(seeds_dir, path, max_file_mb, already_read, root, indexed)
         if isinstance(result, SkippedFile):
             logger.warning("skipping %s: %s", result.source, result.reason)
             skipped.append(result)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from samples import HTML_BOILERPLATE, HTML_PAGE, PDF_PAGE_TWO, docx_bytes, encrypted_pdf, two_page_pdf
@@ -11,6 +13,7 @@ from samples import HTML_BOILERPLATE, HTML_PAGE, PDF_PAGE_TWO, docx_bytes, encry
 import qa
 from qa.cli import main
 from qa.embed.encoder import Encoder
+from qa.ingest import seeds
 from qa.reader.index import Index, load_index
 
 FILES: dict[str, bytes] = {
@@ -123,3 +126,34 @@ def test_stale_compares_hashes_and_remembers_skipped_files(mixed: tuple[Path, Pa
     (copy / "articles/tides.html").write_bytes(b"<html><body><p>Changed.</p></body></html>")
     (copy / "broken.docx").write_bytes(b"PK\x03\x04 corrupt in another way")
     assert index.stale(copy) == {"added": ["broken.docx"], "changed": ["articles/tides.html"], "removed": []}
+
+
+def test_an_incremental_build_does_not_extract_unchanged_files_again(
+    mixed: tuple[Path, Path, Index], encoder: Encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeds_dir, index_dir, index = mixed
+    shutil.copytree(seeds_dir, tmp_path / "seeds")
+    shutil.copytree(index_dir, tmp_path / "index")
+    extracted: list[str] = []
+    for suffix, (kind, extract) in list(seeds.EXTRACTORS.items()):
+
+        def counting(data: bytes, kind: str = kind, extract: Any = extract) -> Any:
+            extracted.append(kind)
+            return extract(data)
+
+        monkeypatch.setitem(seeds.EXTRACTORS, suffix, (kind, counting))
+    (tmp_path / "seeds" / "more.txt").write_text("The ferry to Rook Island leaves at noon.\n", encoding="utf-8")
+    added = qa.indexing.build_index(tmp_path / "seeds", tmp_path / "index", encoder)
+    assert added.report is not None and added.report.added == ["more.txt"] and not added.report.full
+    # Only the files the index does not hold were opened by a parser: the two it skipped.
+    assert sorted(extracted) == ["docx", "pdf"]
+    for name in ("report.pdf", "articles/tides.html", "memo.docx"):
+        assert added.sources[name] == index.sources[name]  # format, title, pages and counts as extracted
+    for question, source, section, page, words in QUESTIONS:
+        [quote, *_] = qa.answer(question, index=added).quotes
+        assert (quote.source, quote.section, quote.page) == (source, section, page) and words in quote.text
+    assert_slices(added, [quote])
+
+    extracted.clear()
+    qa.indexing.build_index(tmp_path / "seeds", tmp_path / "index", encoder, full=True)
+    assert sorted(extracted) == ["docx", "docx", "html", "pdf", "pdf"]
