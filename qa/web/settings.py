@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa.config import Settings
+from qa.errors import SettingsError
 from qa.web.uploads import DEFAULT_MAX_UPLOAD_BYTES
 
 DEFAULT_EXAMPLES = (
@@ -98,13 +100,16 @@ def _examples(path: Path | None) -> tuple[str, ...]:
 
 
 def _max_upload_bytes(environ: Mapping[str, str]) -> int:
+    """QA_MAX_UPLOAD_MB, but never above QA_MAX_FILE_MB: a larger upload would be saved, then skipped by every build."""
     value = environ.get("QA_MAX_UPLOAD_MB")
+    only_the_limit = {name: environ[name] for name in ("QA_MAX_FILE_MB",) if name in environ}
+    largest_seed = int(Settings.from_env(only_the_limit).max_file_mb * 1024 * 1024)
     if not value:
-        return DEFAULT_MAX_UPLOAD_BYTES
+        return min(DEFAULT_MAX_UPLOAD_BYTES, largest_seed)
     megabytes = float(value)
     if not megabytes > 0:
         raise ValueError(f"QA_MAX_UPLOAD_MB={value!r} must be a number of megabytes above 0")
-    return int(megabytes * 1024 * 1024)
+    return min(int(megabytes * 1024 * 1024), largest_seed)
 
 
 def parse_config(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> AppConfig:
@@ -115,8 +120,8 @@ def parse_config(argv: list[str] | None = None, environ: Mapping[str, str] | Non
     try:
         examples = _examples(args.examples)
         max_bytes = _max_upload_bytes(env)
-    except (OSError, ValueError) as error:
-        parser.error(f"cannot use the examples file or QA_MAX_UPLOAD_MB: {error}")
+    except (OSError, ValueError, SettingsError) as error:
+        parser.error(f"cannot use the examples file, QA_MAX_UPLOAD_MB or QA_MAX_FILE_MB: {error}")
     config = AppConfig(
         args.host,
         args.port,
