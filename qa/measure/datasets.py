@@ -51,6 +51,37 @@ def load_squad(path: Path) -> tuple[dict[str, str], list[EvalQuestion]]:
     return documents, questions
 
 
+def load_selqa(paths: list[Path]) -> tuple[dict[str, str], list[EvalQuestion]]:
+    """Documents and questions of SelQA answer-sentence-selection files (selqa-ass-*.json).
+
+    Each article section becomes one document: its title on the first line,
+    then its candidate sentences as one paragraph. A question's answers are
+    its answer sentences, so the hit rule holds for the sentence that is one.
+    SelQA questions were written about their section, many of them reworded
+    away from its words (`is_paraphrase`), unlike most of SQuAD's.
+    """
+    documents: dict[str, str] = {}
+    source_of: dict[str, str] = {}  # "article - section" -> its file name
+    questions: list[EvalQuestion] = []
+    for path in paths:
+        try:
+            items = json.loads(_read_text(path))
+        except json.JSONDecodeError as error:
+            raise QAError(f"{path} is not JSON ({error}); give a SelQA selqa-ass-*.json file") from error
+        if not isinstance(items, list):
+            raise QAError(f"{path} is not a SelQA answer-selection file: it is not a list of questions")
+        for number, item in enumerate(items):
+            title = f"{item['article']} - {item['section']}"
+            if title not in source_of:
+                source_of[title] = _file_name(len(source_of), title)
+                sentences = " ".join(candidate.strip() for candidate in item["candidates"])
+                documents[source_of[title]] = f"{title}\n\n{sentences}\n"
+            answers = tuple(item["candidates"][i].strip() for i in item["answers"])
+            if answers:
+                questions.append(EvalQuestion(f"{path.stem}-{number}", item["question"], answers, source_of[title]))
+    return documents, questions
+
+
 def load_jsonl(path: Path) -> list[EvalQuestion]:
     """Questions of our JSONL format: one object a line with `question`, `answer`, `answerable`.
 

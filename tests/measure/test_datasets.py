@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from qa.measure.datasets import EvalQuestion, is_squad, load_jsonl, load_squad, sample, write_corpus
+import pytest
+
+from qa.errors import QAError
+from qa.measure.datasets import EvalQuestion, is_squad, load_jsonl, load_selqa, load_squad, sample, write_corpus
 
 
 def test_jsonl_questions_keep_answerability(tmp_path: Path) -> None:
@@ -48,3 +51,29 @@ def test_sample_is_a_seeded_shuffle_then_the_first_n() -> None:
     assert first != sample(questions, 10, seed=1)
     assert first == sample(questions, None, seed=0)[:10]
     assert sorted(sample(questions, None, seed=3), key=lambda q: int(q.id)) == questions
+
+
+def test_selqa_sections_become_documents_and_answers_their_sentences(tmp_path: Path) -> None:
+    section = {"article": "Owls", "section": "Diet", "candidates": ["Owls hunt at night. ", "They eat mice."]}
+    items = [
+        {**section, "question": "What do owls eat?", "answers": [1], "is_paraphrase": True},
+        {**section, "question": "When do owls hunt?", "answers": [0], "is_paraphrase": False},
+        {**section, "question": "How long do owls live?", "answers": []},
+        {"article": "Owls", "section": "Range", "candidates": ["Owls live everywhere."], "question": "Where?",
+         "answers": [0]},
+    ]
+    (tmp_path / "selqa-ass-dev.json").write_text(json.dumps(items), encoding="utf-8")
+    documents, questions = load_selqa([tmp_path / "selqa-ass-dev.json"])
+    assert documents == {
+        "00-owls-diet.txt": "Owls - Diet\n\nOwls hunt at night. They eat mice.\n",
+        "01-owls-range.txt": "Owls - Range\n\nOwls live everywhere.\n",
+    }
+    # A question without an answer sentence is left out: its section may answer it after all.
+    assert [(q.id, q.answers, q.source) for q in questions] == [
+        ("selqa-ass-dev-0", ("They eat mice.",), "00-owls-diet.txt"),
+        ("selqa-ass-dev-1", ("Owls hunt at night.",), "00-owls-diet.txt"),
+        ("selqa-ass-dev-3", ("Owls live everywhere.",), "01-owls-range.txt"),
+    ]
+    (tmp_path / "squad.json").write_text(json.dumps({"data": []}), encoding="utf-8")
+    with pytest.raises(QAError, match="not a SelQA answer-selection file"):
+        load_selqa([tmp_path / "squad.json"])

@@ -1,0 +1,113 @@
+"""Does fitting the answer confidence on SelQA too make abstention carry to reworded questions?
+
+    python -m qa.measure.calibrate_selqa ../shared/data/squad-v1.1-dev.json \
+        --selqa ../shared/data/selqa-ass-dev.json --held ../shared/data/selqa-ass-test.json
+
+The confidence in code (qa/search/confidence.py) is fitted on SQuAD's even
+articles, whose questions mostly reuse the article's words. SelQA's were
+written about a Wikipedia section, half of them reworded away from it
+(`is_paraphrase`). This fits the same logistic model on SQuAD's fitting
+questions alone and on them plus SelQA's dev questions, both with the fusion
+weights in code, and scores both on data neither saw:
+
+- SQuAD even articles, the next `--limit` questions after the fitting ones;
+- SelQA's test questions (`--held`), over the same SelQA corpus.
+
+Positives and negatives are made as calibrate makes them: a question whose
+top sentence holds its answer, and the same question with its own document
+(article, or section for SelQA) hidden. SQuAD's odd articles are printed
+for the record only; nothing is chosen on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+
+from qa.measure.calibrate import Sample, abstention_rates, collect, confidence_data, fit_confidence, squad_splits
+from qa.measure.datasets import EvalQuestion, load_selqa, load_squad, write_corpus
+from qa.measure.evaluate import auroc
+from qa.reader.index import Index
+from qa.search.confidence import ConfidenceModel
+from qa.search.fusion import FusionWeights
+
+
+def selqa_samples(paths: list[Path], held: list[Path], work: Path) -> tuple[Index, list[Sample], list[Sample]]:
+    """The SelQA corpus (every section of every file) built in `work`, and samples of the fitting and held files."""
+    import qa
+
+    documents, _ = load_selqa([*paths, *held])
+    write_corpus(documents, work / "selqa-seeds")
+    index = qa.build_index(work / "selqa-seeds", work / "selqa-index")
+    return index, collect(index, load_selqa(paths)[1]), collect(index, load_selqa(held)[1])
+
+
+def report(name: str, index: Index, samples: list[Sample], models: dict[str, ConfidenceModel]) -> None:
+    features, labels = confidence_data(index, samples, FusionWeights())
+    for label, model in models.items():
+        rates = abstention_rates(features, labels, model)
+        area = auroc(model.probability(features).tolist(), [bool(value) for value in labels])
+        shown = "  ".join(f"{key} {value:.3f}" for key, value in rates.items())
+        print(f"{name:28s} {label:16s} AUROC {area:.3f}  {shown}  (n={len(labels)})")
+
+
+def squad_held_aside(squad: Path, limit: int, seed: int) -> list[EvalQuestion]:
+    """Even-article questions after the first `limit` that calibrate fits on (same shuffle)."""
+    documents, questions = load_squad(squad)
+    random.Random(seed).shuffle(questions)
+    order = {name: number for number, name in enumerate(documents)}
+    return [q for q in questions if order[q.source] % 2 == 0][limit : 2 * limit]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qa.measure.calibrate_selqa", description=__doc__.split("\n")[0])
+    parser.add_argument("squad", type=Path, help="SQuAD v1.1 JSON file")
+    parser.add_argument("--selqa", type=Path, action="append", required=True, help="SelQA file(s) to fit on")
+    parser.add_argument("--held", type=Path, action="append", required=True, help="SelQA file(s) to score on")
+    parser.add_argument("--work", type=Path, default=Path(".cache/squad"))
+    parser.add_argument("--limit", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    squad_index, fitting, held_out = squad_splits(args.squad, args.work, args.limit, args.seed)
+    squad_fit = collect(squad_index, fitting)
+    squad_aside = collect(squad_index, squad_held_aside(args.squad, args.limit, args.seed))
+    selqa_index, selqa_fit, selqa_held = selqa_samples(args.selqa, args.held, args.work)
+
+    weights = FusionWeights()
+    squad_features, squad_labels = confidence_data(squad_index, squad_fit, weights)
+    selqa_features, selqa_labels = confidence_data(selqa_index, selqa_fit, weights)
+    models = {
+        "in code": ConfidenceModel(),
+        "SQuAD": fit_confidence(squad_features, squad_labels),
+        "SQuAD + SelQA": fit_confidence(
+            np.concatenate([squad_features, selqa_features]), np.concatenate([squad_labels, selqa_labels])
+        ),
+    }
+    for label, model in models.items():
+        print(f"{label}: {model}")
+    report("SQuAD even, held aside", squad_index, squad_aside, models)
+    report("SelQA held", selqa_index, selqa_held, models)
+    reworded = reworded_ids(args.held)
+    paraphrased = [sample for sample in selqa_held if sample.question.id in reworded]
+    report("SelQA held, reworded only", selqa_index, paraphrased, models)
+    report("SQuAD odd (record only)", squad_index, collect(squad_index, held_out), models)
+    return 0
+
+
+def reworded_ids(paths: list[Path]) -> set[str]:
+    """The ids (as load_selqa gives them) of the questions SelQA marks as reworded away from their section."""
+    ids = set()
+    for path in paths:
+        for number, item in enumerate(json.loads(path.read_text(encoding="utf-8"))):
+            if item.get("is_paraphrase"):
+                ids.add(f"{path.stem}-{number}")
+    return ids
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
