@@ -55,6 +55,26 @@ def report(name: str, index: Index, samples: list[Sample], models: dict[str, Con
         print(f"{name:28s} {label:16s} AUROC {area:.3f}  {shown}  (n={len(labels)})")
 
 
+def verifier_report(name: str, index: Index, samples: list[Sample]) -> None:
+    """The shipped verifier's AUROC on the same positives and negatives: its logit for each top sentence."""
+    from qa.search.fusion import fused_scores
+    from qa.verify.scorer import load_verifier
+
+    verifier = load_verifier()
+    questions, sentences, labels = [], [], []
+    for sample in samples:
+        for found, label in ((sample.found, True), (sample.hidden, False)):
+            assert found is not None
+            top = int(np.argmax(fused_scores(found, FusionWeights())))
+            if label and not sample.relevant[top]:
+                continue  # as in confidence_data: a positive is a top sentence that answers
+            questions.append(sample.question.question)
+            sentences.append(index.tables.sentence_text(int(found.rows[top])))
+            labels.append(label)
+    logits = verifier.logits(questions, sentences)
+    print(f"{name:28s} {'verifier logit':16s} AUROC {auroc(logits.tolist(), labels):.3f}  (n={len(labels)})")
+
+
 def squad_held_aside(squad: Path, limit: int, seed: int) -> list[EvalQuestion]:
     """Even-article questions after the first `limit` that calibrate fits on (same shuffle)."""
     documents, questions = load_squad(squad)
@@ -71,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path(".cache/squad"))
     parser.add_argument("--limit", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verifier", action="store_true", help="also score the shipped verifier (qa/verify/)")
     args = parser.parse_args(argv)
 
     squad_index, fitting, held_out = squad_splits(args.squad, args.work, args.limit, args.seed)
@@ -92,21 +113,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label}: {model}")
     report("SQuAD even, held aside", squad_index, squad_aside, models)
     report("SelQA held", selqa_index, selqa_held, models)
-    reworded = reworded_ids(args.held)
-    paraphrased = [sample for sample in selqa_held if sample.question.id in reworded]
+    items = selqa_items(args.held)
+    paraphrased = [sample for sample in selqa_held if items[sample.question.id].get("is_paraphrase")]
     report("SelQA held, reworded only", selqa_index, paraphrased, models)
     report("SQuAD odd (record only)", squad_index, collect(squad_index, held_out), models)
+    if args.verifier:
+        # Only the articles the verifier was never trained on (its report.json names them).
+        from qa.verify.scorer import MODEL_DIR
+
+        split = json.loads((MODEL_DIR / "report.json").read_text(encoding="utf-8"))["split"]
+        squad_unseen = [s for s in squad_aside if int(s.question.source.split("-")[0]) in split["squad_dev_held"]]
+        selqa_unseen = [s for s in selqa_held if items[s.question.id]["article"] in set(split["selqa_held"])]
+        verifier_report("SQuAD even, verifier unseen", squad_index, squad_unseen)
+        models_unseen = {"in code": ConfidenceModel()}
+        report("SQuAD even, verifier unseen", squad_index, squad_unseen, models_unseen)
+        verifier_report("SelQA test, verifier unseen", selqa_index, selqa_unseen)
+        report("SelQA test, verifier unseen", selqa_index, selqa_unseen, models_unseen)
     return 0
 
 
-def reworded_ids(paths: list[Path]) -> set[str]:
-    """The ids (as load_selqa gives them) of the questions SelQA marks as reworded away from their section."""
-    ids = set()
-    for path in paths:
-        for number, item in enumerate(json.loads(path.read_text(encoding="utf-8"))):
-            if item.get("is_paraphrase"):
-                ids.add(f"{path.stem}-{number}")
-    return ids
+def selqa_items(paths: list[Path]) -> dict[str, dict]:
+    """Each SelQA question's raw item, by the id load_selqa gives it (for `is_paraphrase` and `article`)."""
+    return {
+        f"{path.stem}-{number}": item
+        for path in paths
+        for number, item in enumerate(json.loads(path.read_text(encoding="utf-8")))
+    }
 
 
 if __name__ == "__main__":
