@@ -47,7 +47,11 @@ def selqa_samples(paths: list[Path], held: list[Path], work: Path) -> tuple[Inde
 
 
 def report(name: str, index: Index, samples: list[Sample], models: dict[str, ConfidenceModel]) -> None:
+    """Each model's AUROC and abstention rates on these samples' positives and negatives."""
     features, labels = confidence_data(index, samples, FusionWeights())
+    if not (labels == 1).any() or not (labels == 0).any():
+        print(f"{name:28s} no positive and negative pairs to score (n={len(labels)})")
+        return
     for label, model in models.items():
         rates = abstention_rates(features, labels, model)
         area = auroc(model.probability(features).tolist(), [bool(value) for value in labels])
@@ -71,8 +75,11 @@ def verifier_report(name: str, index: Index, samples: list[Sample]) -> None:
             questions.append(sample.question.question)
             sentences.append(index.tables.sentence_text(int(found.rows[top])))
             labels.append(label)
-    logits = verifier.logits(questions, sentences)
-    print(f"{name:28s} {'verifier logit':16s} AUROC {auroc(logits.tolist(), labels):.3f}  (n={len(labels)})")
+    area = auroc(verifier.logits(questions, sentences).tolist(), labels) if labels else None
+    if area is None:
+        print(f"{name:28s} no positive and negative pairs to score (n={len(labels)})")
+        return
+    print(f"{name:28s} {'verifier logit':16s} AUROC {area:.3f}  (n={len(labels)})")
 
 
 def squad_held_aside(squad: Path, limit: int, seed: int) -> list[EvalQuestion]:
