@@ -229,6 +229,18 @@ def _refresh_header(live: LiveIndex, shown: str | None) -> tuple[Any, str | None
     return (gr.skip(), shown) if now == shown else (_header(live), now)
 
 
+def _refresh_page(live: LiveIndex, shown: str | None, picked: list[str] | None) -> tuple[Any, str | None, Any]:
+    """The header, as _refresh_header gives it, and the document picker listing the same build's documents.
+
+    Documents still picked stay picked; one the new build no longer holds is dropped.
+    """
+    header, now = _refresh_header(live, shown)
+    if now == shown:
+        return header, now, gr.skip()
+    choices = _source_choices(live)
+    return header, now, gr.update(choices=choices, value=[name for name in picked or [] if name in choices])
+
+
 def _index_panel(config: AppConfig, live: LiveIndex, header: gr.HTML) -> None:
     """Upload (when enabled) and rebuild, with a status line and a progress bar."""
     with gr.Accordion("Index", open=False):
@@ -317,15 +329,14 @@ def build_app(config: AppConfig, live: LiveIndex) -> gr.Blocks:
         )
         if config.admin:
             _index_panel(config, live, header)
-        # Another process may rebuild the index: the header follows the build answers come from.
+        # Another process, or this page's rebuild, may make a new build: the header
+        # and the document picker follow the build answers come from.
         shown = gr.State(None)
-        demo.load(lambda: _refresh_header(live, None), None, [header, shown], api_visibility="undocumented")
-        # The picker lists the documents of the build answers come from when the page opens.
-        demo.load(lambda: gr.update(choices=_source_choices(live)), None, picker, api_visibility="undocumented")
+        demo.load(lambda: _refresh_page(live, None, []), None, [header, shown, picker], api_visibility="undocumented")
         gr.Timer(HEADER_REFRESH_SECONDS).tick(
-            lambda current: _refresh_header(live, current),
-            shown,
-            [header, shown],
+            lambda current, picked: _refresh_page(live, current, picked),
+            [shown, picker],
+            [header, shown, picker],
             api_visibility="undocumented",
             show_progress="hidden",
             queue=False,

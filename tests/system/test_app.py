@@ -395,6 +395,10 @@ def test_browser_header_and_answers_follow_a_build_made_by_another_process(
     expect(page.locator(".qa-header")).to_contain_text(f"Indexed: {documents + 1} documents", timeout=60_000)
     answer = _ask(page, "How long do luna moths live as adults?")
     assert "Luna moths live only about a week" in answer.locator("blockquote").first.inner_text()
+    # The document picker follows the same build: the new document can be picked without a reload.
+    page.locator(".qa-picker input").click()
+    expect(page.get_by_role("option", name="moths.txt")).to_be_visible(timeout=30_000)
+    page.keyboard.press("Escape")
 
 
 def test_browser_hostile_questions_get_a_message_or_an_answer_never_a_traceback(page: Any) -> None:
