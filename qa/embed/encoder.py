@@ -187,8 +187,10 @@ class Encoder:
         if not texts:
             return np.zeros((0, dimension), dtype=np.float32), span_vectors
         pieces, owners = [], []
-        for number, text in enumerate(texts):
-            for piece in self.windows(text):
+        # One batched tokenisation says which texts fit; only the others are cut into windows.
+        lengths = self.model.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        for number, (text, ids) in enumerate(zip(texts, lengths, strict=True)):
+            for piece in self.windows(text) if len(ids) > self.max_tokens else [text]:
                 pieces.append(piece)
                 owners.append(number)
         whole = len(pieces) == len(texts)
@@ -205,24 +207,14 @@ class Encoder:
                     texts_in_batch, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
                 )
             else:
-                outputs = self.model.encode(
-                    texts_in_batch, batch_size=self.batch_size, output_value=None, show_progress_bar=False
-                )
-                vectors[batch] = normalize(np.stack([out["sentence_embedding"].float().numpy() for out in outputs]))
-                offsets = self.model.tokenizer(
-                    texts_in_batch,
-                    return_offsets_mapping=True,
-                    truncation=True,
-                    max_length=self.model.max_seq_length,
-                    verbose=False,
-                )["offset_mapping"]
-                for number, out, token_offsets in zip(batch, outputs, offsets, strict=True):
+                sentence_vectors, token_vectors, offsets = self._forward_with_offsets(texts_in_batch)
+                vectors[batch] = normalize(sentence_vectors)
+                for number, tokens, token_offsets in zip(batch, token_vectors, offsets, strict=True):
                     owner = owners[number]
                     if piece_counts[owner] > 1:
                         continue  # a text cut into model windows: its spans take its own vector below
                     assert first_span is not None
                     rows = range(first_span[owner], first_span[owner + 1])
-                    tokens = out["token_embeddings"][out["attention_mask"].bool()].float().numpy()
                     span_vectors[rows] = _pool_spans(tokens, token_offsets, spans[owner], vectors[number])
             if progress is not None:
                 progress(min(first + len(batch), len(pieces)), len(pieces))
@@ -235,6 +227,35 @@ class Encoder:
             for cut in np.flatnonzero(piece_counts > 1):
                 span_vectors[first_span[cut] : first_span[cut + 1]] = pooled[cut]
         return pooled, span_vectors
+
+    def _forward_with_offsets(
+        self, texts: list[str]
+    ) -> tuple[np.ndarray, list[np.ndarray], list[list[tuple[int, int]]]]:
+        """One batch through the model, tokenised once: sentence vectors, each text's token vectors and their character offsets.
+
+        The tokeniser is called as sentence-transformers calls it (padded,
+        truncated to the model window), with the offsets asked for as well, so
+        the vectors are the ones `SentenceTransformer.encode` gives.
+        """
+        import torch
+
+        features = self.model.tokenizer(
+            texts,
+            padding=True,
+            truncation="longest_first",
+            max_length=self.model.max_seq_length,
+            return_tensors="pt",
+            return_offsets_mapping=True,
+            verbose=False,
+        )
+        offsets = features.pop("offset_mapping")
+        with torch.inference_mode():
+            out = self.model(dict(features))
+        mask = out["attention_mask"].bool()
+        tokens = out["token_embeddings"].float()
+        token_vectors = [tokens[row][mask[row]].numpy() for row in range(len(texts))]
+        kept = [offsets[row][mask[row]].tolist() for row in range(len(texts))]
+        return out["sentence_embedding"].float().numpy(), token_vectors, [[(a, b) for a, b in row] for row in kept]
 
     def encode_query(self, question: str) -> tuple[np.ndarray, bool]:
         """The question's vector and whether it had to be cut to fit the model window."""
