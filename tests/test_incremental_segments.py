@@ -178,3 +178,22 @@ def test_a_linked_file_damaged_in_place_is_checked_and_not_carried(
     assert rebuilt.report is not None and rebuilt.report.full
     assert "cannot reuse the live index" in caplog.text and "windows.npy" in caplog.text
     assert load_index(index_dir, encoder).sentences == rebuilt.sentences
+
+
+def test_a_changed_document_is_read_from_its_new_segment_only(tmp_path: Path, encoder: Encoder, large: None) -> None:
+    seeds, index_dir = tmp_path / "seeds", tmp_path / "index"
+    write_docs(seeds, {**FIRST, "harbour.txt": HARBOUR})
+    first = build_index(seeds, index_dir, encoder)
+    changed = "Mount Corran was renamed Mount Ardel in 1921 by the county council.\n"
+    (seeds / "mountains.txt").write_text(changed, encoding="utf-8")
+    second = build_index(seeds, index_dir, encoder)
+    # The old rows stay, unreferenced, in the kept segment; its texts file still holds the old text.
+    assert segment_names(second)[0] == segment_names(first)[0] and len(second.manifest.segments) == 2
+    loaded = load_index(index_dir, encoder)
+    assert loaded.source_text("mountains.txt") == changed
+    answer = answer_question(loaded, "What was Mount Corran renamed?")
+    quote = answer.quotes[0]
+    assert quote.source == "mountains.txt" and "Mount Ardel" in quote.text
+    assert loaded.source_text("mountains.txt")[quote.start : quote.end] == quote.text
+    climbers = answer_question(loaded, "When do climbers reach the summit of Mount Corran?")
+    assert all("July" not in item.text for item in [*climbers.quotes, *climbers.related])

@@ -179,7 +179,12 @@ def read_manifest(index_dir: Path) -> Manifest:
 
 
 def read_texts(build: Path, segments: list[str] | None = None) -> dict[str, str]:
-    """The texts the sources of a build folder were indexed from, from the named segments (default: all there)."""
+    """The texts the sources of a build folder were indexed from, from the named segments (default: all there).
+
+    Segments are read in the manifest's order, oldest first, so a source
+    changed since an older segment was written gets its text from the newest
+    one: the old text stays in the older segment's file until it is merged.
+    """
     if segments is None:
         paths = sorted((build / SEGMENTS).glob(f"*/{TEXTS}"))
     else:
