@@ -29,7 +29,8 @@ from qa.storage.lexical import Bm25Part
 from qa.storage.manifest import SCHEMA_VERSION, Counts, Manifest, SegmentEntry, SkippedEntry, SourceEntry, StoreEntry
 from qa.storage.segments import STORES
 from qa.storage.tables import Tables, record_key
-from qa.storage.vectors import FaissStore, WindowWriter
+from qa.storage.vectors import FaissStore
+from qa.storage.windows import WindowWriter
 
 logger = logging.getLogger(__name__)
 

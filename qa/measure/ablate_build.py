@@ -45,7 +45,8 @@ from qa.measure.calibrate import (
 from qa.reader.index import Index
 from qa.search.candidates import Candidates
 from qa.split import word_windows
-from qa.storage.vectors import FaissStore, WindowVectors
+from qa.storage.vectors import FaissStore
+from qa.storage.windows import WindowVectors
 
 
 def without_windows(samples: list[Sample]) -> list[Sample]:

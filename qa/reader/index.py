@@ -25,7 +25,8 @@ from qa.storage.lexical import Bm25Part, LexicalIndex
 from qa.storage.manifest import Manifest, SkippedEntry, SourceEntry
 from qa.storage.segments import SEGMENTS, STORES, WINDOWS, touched_since
 from qa.storage.tables import KeyRows, PassageView, SentenceView, Tables, record_key
-from qa.storage.vectors import FaissStore, WindowVectors
+from qa.storage.vectors import FaissStore
+from qa.storage.windows import WindowVectors
 
 logger = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ PASSAGE_COLUMNS = np.dtype(
     ]
 )
 # A sentence's source, paragraph, line, section and page are its passage's
-# (qa/split.py); `windows` is how many word windows it has (qa/storage/vectors.py).
+# (qa/split.py); `windows` is how many word windows it has (qa/storage/windows.py).
 # A record's `segment` is the build's segment whose BM25 (and, for a sentence,
 # word windows) hold it, at `segment_row` (and from `first_window`):
 # qa/storage/segments.py. Freshly split records are one segment, numbered 0.

@@ -10,8 +10,9 @@ import pytest
 
 from qa.embed.encoder import normalize
 from qa.records import content_id
-from qa.storage import vectors
-from qa.storage.vectors import FaissStore, RowFile, WindowVectors, vector_key
+from qa.storage import vectors, windows
+from qa.storage.vectors import FaissStore, vector_key
+from qa.storage.windows import RowFile, WindowVectors
 
 
 def unit_rows(count: int, dimension: int = 8, seed: int = 3) -> np.ndarray:
@@ -156,7 +157,7 @@ def test_window_rows_are_read_from_the_file_in_any_order(tmp_path: Path, monkeyp
     assert isinstance(part, RowFile) and len(loaded) == 40
     np.testing.assert_array_equal(part.take(np.asarray([39, 0, 1, 2, 17, 3])), rows[[39, 0, 1, 2, 17, 3]])
     np.testing.assert_array_equal(np.asarray(part), rows)
-    monkeypatch.setattr(vectors, "_READ_BYTES", 3 * rows.shape[1] * 2)  # long runs are read in pieces
+    monkeypatch.setattr(windows, "_READ_BYTES", 3 * rows.shape[1] * 2)  # long runs are read in pieces
     np.testing.assert_array_equal(part.take(np.arange(40)[::-1]), rows[::-1])
     np.testing.assert_array_equal(part[5:30], rows[5:30])
     np.testing.assert_array_equal(loaded.of_sentences(np.asarray([2, 0])), rows[[3, 4, 5, 6, 7, 0, 1, 2]])
@@ -175,11 +176,11 @@ def test_window_rows_are_read_from_the_file_in_any_order(tmp_path: Path, monkeyp
 
 def test_window_vectors_of_several_parts_are_read_by_each_rows_part_and_first_row(tmp_path: Path) -> None:
     rows = unit_rows(12).astype(np.float16)
-    first = vectors.WindowWriter(tmp_path / "a.npy", 7, rows.shape[1])
+    first = windows.WindowWriter(tmp_path / "a.npy", 7, rows.shape[1])
     first.write(rows[:4])
     first.write(rows[4:7])
     first.close()
-    second = vectors.WindowWriter(tmp_path / "b.npy", 5, rows.shape[1])
+    second = windows.WindowWriter(tmp_path / "b.npy", 5, rows.shape[1])
     second.write(rows[7:])
     second.close()
     # Sentence rows: two in part 1, then two in part 0 (whose rows 0-2 belong to a removed source).
@@ -196,7 +197,7 @@ def test_window_vectors_of_several_parts_are_read_by_each_rows_part_and_first_ro
 
 def test_a_window_file_must_get_every_row_it_was_opened_for(tmp_path: Path) -> None:
     rows = unit_rows(3).astype(np.float16)
-    writer = vectors.WindowWriter(tmp_path / "w.npy", 3, rows.shape[1])
+    writer = windows.WindowWriter(tmp_path / "w.npy", 3, rows.shape[1])
     writer.write(rows[:2])
     with pytest.raises(ValueError, match="more window vectors"):
         writer.write(rows)
