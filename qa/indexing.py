@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from qa.config import DEFAULT_MAX_FILE_MB
+from qa.embed.documents import EMBED_CHUNK, embed_passages, embed_sentences
+from qa.embed.documents import Progress as Progress
 from qa.embed.encoder import Encoder
 from qa.errors import IndexMissingError, IndexWriteError, QAError, SeedsError
 from qa.ingest.seeds import FORMATS_HINT, SourceFile, read_sources
 from qa.reader.index import Index, load_index, read_segments
 from qa.records import BuildReport, SkippedFile
-from qa.split import split_document, word_windows
+from qa.split import split_document
 from qa.storage import layout, segments
 from qa.storage.layout import read_manifest
 from qa.storage.lexical import Bm25Part
@@ -33,16 +34,6 @@ from qa.storage.vectors import FaissStore
 from qa.storage.windows import WindowWriter
 
 logger = logging.getLogger(__name__)
-
-Progress = Callable[[int, int], None]
-# Sentences of more words than this get their word windows embedded as texts
-# of their own; shorter ones pool them from their own token vectors. The
-# longest 10% of SQuAD's sentences, whose windows cost a build about 15%
-# more time: `python -m qa.measure.ablate_build` measures the choice.
-LONG_SENTENCE_WORDS = 40
-# Texts embedded per call: a million sentences' vectors and windows are made, and
-# the windows written, a chunk at a time.
-_EMBED_CHUNK = 32_768
 
 
 def _previous_index(index_dir: Path, encoder: Encoder) -> Index | None:
@@ -237,24 +228,14 @@ def _embed(
         try:
             if previous is not None and len(kept_members):
                 previous_rows = np.flatnonzero(previous.source_mask(only=frozenset(kept.sources)))[kept_members]
-                for first in range(0, len(previous_rows), _EMBED_CHUNK):
-                    windows.write(previous.windows.of_sentences(previous_rows[first : first + _EMBED_CHUNK]))
-            sentence_vectors = _embed_sentences(new, encoder, progress, windows)
+                for first in range(0, len(previous_rows), EMBED_CHUNK):
+                    windows.write(previous.windows.of_sentences(previous_rows[first : first + EMBED_CHUNK]))
+            sentence_vectors = embed_sentences(new, encoder, progress, windows)
         except BaseException:
             windows.abandon()
             raise
         windows.close()
-    passage_texts = list(new.passage_texts())
-    done = len(sentence_vectors)
-    total = done + len(passage_texts)
-    passage_vectors = np.empty((len(passage_texts), encoder.fingerprint.dimension), dtype=np.float32)
-    # In chunks, so that progress moves and no chunk's working memory grows with the corpus.
-    for first in range(0, len(passage_texts), _EMBED_CHUNK):
-        part = passage_texts[first : first + _EMBED_CHUNK]
-        passage_vectors[first : first + len(part)] = encoder.encode(
-            part, _progress_of(progress, done + first, len(part), total)
-        )
-    new_vectors = {"sentences": sentence_vectors, "passages": passage_vectors}
+    new_vectors = {"sentences": sentence_vectors, "passages": embed_passages(new, encoder, progress)}
     stores = {}
     for name in STORES:
         kept_keys = record_key(getattr(kept, name)["id"])
@@ -274,44 +255,6 @@ def _embed(
             removed=removed,
         )
     return stores
-
-
-def _progress_of(progress: Progress | None, done: int, size: int, total: int) -> Progress | None:
-    """Progress of one encode call of `size` texts, as part of a build's `total` after `done`."""
-    if progress is None:
-        return None
-
-    def report(count: int, pieces: int) -> None:
-        progress(done + round(count * size / max(pieces, 1)), total)
-
-    return report
-
-
-def _embed_sentences(new: Tables, encoder: Encoder, progress: Progress | None, windows: WindowWriter) -> np.ndarray:
-    """The new sentences' vectors, in chunks; their word windows' vectors are written as each chunk is done.
-
-    Windows are pooled from the sentence's own token vectors, except in a long
-    sentence: its token vectors carry so much of the rest of it that a clause
-    pooled from them no longer stands out, so its windows are embedded as
-    texts of their own.
-    """
-    count = len(new.sentences)
-    total = count + len(new.passages)
-    vectors = np.empty((count, encoder.fingerprint.dimension), dtype=np.float32)
-    for first in range(0, count, _EMBED_CHUNK):
-        texts = list(new.sentence_texts(np.arange(first, min(first + _EMBED_CHUNK, count))))
-        spans = [word_windows(text, 0, len(text)) for text in texts]
-        vectors[first : first + len(texts)], pooled = encoder.encode_with_spans(
-            texts, spans, _progress_of(progress, first, len(texts), total)
-        )
-        first_window = np.cumsum([0, *(len(row) for row in spans)])
-        long_rows = [row for row, text in enumerate(texts) if len(text.split()) > LONG_SENTENCE_WORDS]
-        window_texts = [texts[row][a:b] for row in long_rows for a, b in spans[row]]
-        if window_texts:
-            rows = [first_window[row] + number for row in long_rows for number in range(len(spans[row]))]
-            pooled[np.asarray(rows, dtype=np.int64)] = encoder.encode(window_texts)
-        windows.write(pooled)
-    return vectors
 
 
 def _manifest(

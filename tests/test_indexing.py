@@ -23,6 +23,7 @@ from builds import (
 from conftest import REPO, SEED_NAME
 
 import qa.storage.manifest
+from qa.embed.documents import LONG_SENTENCE_WORDS
 from qa.embed.encoder import Encoder, ModelFingerprint
 from qa.errors import (
     IndexCorruptError,
@@ -30,10 +31,10 @@ from qa.errors import (
     ModelMismatchError,
     SeedsError,
 )
-from qa.indexing import LONG_SENTENCE_WORDS, build_index
+from qa.indexing import build_index
 from qa.ingest.seeds import read_sources
-from qa.reader.index import Index, load_index
 from qa.quotes import answer_question
+from qa.reader.index import Index, load_index
 from qa.split import WINDOW_WORDS, split_document, word_windows
 from qa.storage import vectors
 from qa.storage.layout import BUILD_FILES

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.indexing import LONG_SENTENCE_WORDS
+from qa.embed.documents import LONG_SENTENCE_WORDS
 from qa.measure.calibrate import (
     Sample,
     abstention_rates,

@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from qa.embed.documents import LONG_SENTENCE_WORDS
 from qa.embed.encoder import Encoder
-from qa.indexing import LONG_SENTENCE_WORDS, build_index
+from qa.indexing import build_index
 from qa.measure.datasets import EvalQuestion
 from qa.measure.processes import package_environment, peak_rss_mb
 from qa.quotes import answer_question

@@ -134,7 +134,8 @@ def perturbed(texts: list[str], known: dict[str, np.ndarray], seed: int, first_r
 def base_vectors(squad: Path, work: Path, encoder: Encoder) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Every SQuAD sentence and paragraph text with its real vector, and each sentence's windows' vectors,
     from a SQuAD build kept in `work`."""
-    from qa.indexing import LONG_SENTENCE_WORDS, build_index
+    from qa.embed.documents import LONG_SENTENCE_WORDS
+    from qa.indexing import build_index
     from qa.measure.bench import known_vectors, known_windows
     from qa.split import word_windows
 
