@@ -20,6 +20,7 @@ from qa.indexing import build_index
 from qa.quotes import answer_question
 from qa.reader.index import Index, load_index
 from qa.storage import segments
+from qa.storage.layout import read_texts
 from qa.storage.lexical import tokenize
 
 FIRST = {
@@ -191,6 +192,8 @@ def test_a_changed_document_is_read_from_its_new_segment_only(tmp_path: Path, en
     assert segment_names(second)[0] == segment_names(first)[0] and len(second.manifest.segments) == 2
     loaded = load_index(index_dir, encoder)
     assert loaded.source_text("mountains.txt") == changed
+    # Read without loading the index (as the load test checks answers): the newest segment's text, by manifest order.
+    assert read_texts(loaded.path)["mountains.txt"] == changed
     answer = answer_question(loaded, "What was Mount Corran renamed?")
     quote = answer.quotes[0]
     assert quote.source == "mountains.txt" and "Mount Ardel" in quote.text

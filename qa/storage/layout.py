@@ -179,16 +179,19 @@ def read_manifest(index_dir: Path) -> Manifest:
 
 
 def read_texts(build: Path, segments: list[str] | None = None) -> dict[str, str]:
-    """The texts the sources of a build folder were indexed from, from the named segments (default: all there).
+    """The texts the sources of a build folder were indexed from (default: every segment its manifest lists).
 
     Segments are read in the manifest's order, oldest first, so a source
     changed since an older segment was written gets its text from the newest
     one: the old text stays in the older segment's file until it is merged.
+
+    Raises:
+        OSError, ValueError, KeyError: the manifest or a texts file is missing or unreadable.
     """
     if segments is None:
-        paths = sorted((build / SEGMENTS).glob(f"*/{TEXTS}"))
-    else:
-        paths = [build / SEGMENTS / name / TEXTS for name in segments]
+        listed = json.loads((build / MANIFEST).read_text(encoding="utf-8"))["segments"]
+        segments = [str(segment["name"]) for segment in listed]
+    paths = [build / SEGMENTS / name / TEXTS for name in segments]
     return {record["source"]: record["text"] for path in paths for record in read_jsonl(path)}
 
 
