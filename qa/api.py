@@ -82,7 +82,9 @@ def build_index(
         SeedsError: the folder is missing or has nothing to index.
     """
     chosen = current_settings()
-    index = indexing.build_index(Path(seeds_dir), Path(index_dir), _encoder(chosen), full, progress, chosen.max_file_mb)
+    index = indexing.build_index(
+        Path(seeds_dir), Path(index_dir), _encoder(chosen), full, progress, chosen.max_file_mb, chosen.store
+    )
     with _live_lock:
         serving = [live for live in _live.values() if live.index_dir.resolve() == index.path.parent.resolve()]
     for live in serving:  # answer from the new build at once, not after a background load
@@ -93,7 +95,8 @@ def build_index(
 
 def load_index(index_dir: str | Path = "index") -> Index:
     """Load a built index, checking its manifest, model and file checksums."""
-    return reader.load_index(Path(index_dir), _encoder(current_settings()))
+    chosen = current_settings()
+    return reader.load_index(Path(index_dir), _encoder(chosen), store=chosen.store)
 
 
 _live_lock = threading.Lock()
@@ -110,10 +113,13 @@ def live_index() -> LiveIndex:
         str(chosen.batch_size),
         chosen.query_backend,
         str(chosen.max_file_mb),
+        repr(chosen.store),
     )
     with _live_lock:
         if key not in _live:
-            _live[key] = LiveIndex(chosen.seeds_dir, chosen.index_dir, _encoder(chosen), chosen.max_file_mb)
+            _live[key] = LiveIndex(
+                chosen.seeds_dir, chosen.index_dir, _encoder(chosen), chosen.max_file_mb, chosen.store
+            )
         return _live[key]
 
 

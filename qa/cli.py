@@ -275,7 +275,12 @@ def _info(args: argparse.Namespace, settings: Settings) -> int:
     print(f"model:     {model.name} ({model.dimension}d, weights sha256 {model.weights_sha256[:12]})")
     print(f"contents:  {counts.sources} documents, {counts.passages} paragraphs, {counts.sentences} sentences")
     kinds = ", ".join(f"{name} {store.kind}" for name, store in index.stores.items())
-    print(f"search:    {kinds} (exact up to {EXACT_LIMIT:,} vectors, approximate past it)")
+    if settings.store.kind == "qdrant":
+        where = settings.store.url or f"local folder {settings.store.path}"
+        collections = ", ".join(getattr(store, "collection", "") for store in index.stores.values())
+        print(f"search:    {kinds} (Qdrant at {where}: collections {collections})")
+    else:
+        print(f"search:    {kinds} (exact up to {EXACT_LIMIT:,} vectors, approximate past it)")
     segment_count = len(manifest.segments)
     print(f"segments:  {segment_count} (BM25, word windows and texts; see qa/storage/segments.py)")
     for line in _source_lines(manifest.sources):

@@ -18,6 +18,56 @@ DEFAULT_MIN_CONFIDENCE = 0.5
 # the limit are skipped unread, with a message naming QA_MAX_FILE_MB.
 DEFAULT_MAX_FILE_MB = 25.0
 QUERY_BACKENDS = ("onnx", "torch")
+STORES = ("faiss", "qdrant")
+# Seconds a Qdrant request may take before the question gets a clear error.
+DEFAULT_QDRANT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Which engine holds the vectors: FAISS files in the build folder, or a Qdrant server or local folder.
+
+    Attributes:
+        kind: "faiss" (default) or "qdrant" (QA_STORE).
+        url: the Qdrant server (QA_QDRANT_URL), e.g. http://localhost:6333.
+        path: a folder for Qdrant's local mode (QA_QDRANT_PATH), when no url is given.
+        api_key: the server's API key (QA_QDRANT_API_KEY), if it needs one.
+        collection: the prefix of the collections and aliases a build writes (QA_QDRANT_COLLECTION).
+        timeout: seconds one request may take (QA_QDRANT_TIMEOUT).
+    """
+
+    kind: str = "faiss"
+    url: str | None = None
+    path: Path | None = None
+    api_key: str | None = None
+    collection: str = "qa"
+    timeout: float = DEFAULT_QDRANT_TIMEOUT
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StoreSettings:
+        """QA_STORE and the QA_QDRANT_* variables.
+
+        Raises:
+            SettingsError: an unknown store, Qdrant without a url or path, or a bad timeout or prefix.
+        """
+        kind = env.get("QA_STORE") or "faiss"
+        if kind not in STORES:
+            raise SettingsError(f"QA_STORE={kind!r} is not one of {', '.join(STORES)}")
+        store = cls(kind, env.get("QA_QDRANT_URL") or None, None, env.get("QA_QDRANT_API_KEY") or None)
+        if env.get("QA_QDRANT_PATH"):
+            store = replace(store, path=Path(env["QA_QDRANT_PATH"]))
+        if env.get("QA_QDRANT_COLLECTION"):
+            prefix = env["QA_QDRANT_COLLECTION"]
+            if not prefix.replace("-", "").replace("_", "").isalnum():
+                raise SettingsError(f"QA_QDRANT_COLLECTION={prefix!r} is not a name of letters, digits, - and _")
+            store = replace(store, collection=prefix)
+        if env.get("QA_QDRANT_TIMEOUT"):
+            store = replace(store, timeout=_seconds("QA_QDRANT_TIMEOUT", env["QA_QDRANT_TIMEOUT"]))
+        if kind == "qdrant" and not (store.url or store.path):
+            raise SettingsError(
+                "QA_STORE=qdrant needs QA_QDRANT_URL (a server, e.g. http://localhost:6333) or QA_QDRANT_PATH (a local folder)"
+            )
+        return store
 
 
 @dataclass(frozen=True)
@@ -38,6 +88,7 @@ class Settings:
         max_file_mb: seed files larger than this many megabytes (MiB) are
             skipped without being read.
         cache_dir: where derived files are kept (the ONNX export of the model).
+        store: which engine holds the vectors (QA_STORE, QA_QDRANT_*).
         verifier: reread the fusion's best candidates with the trained answer
             verifier and take the confidence from it too (QA_VERIFIER=on).
             Off by default: the shipped model is not yet good enough, and on
@@ -55,16 +106,17 @@ class Settings:
     max_file_mb: float = DEFAULT_MAX_FILE_MB
     cache_dir: Path = Path.home() / ".cache" / "qa"
     verifier: bool = False
+    store: StoreSettings = StoreSettings()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from QA_SEEDS, QA_INDEX, QA_MODEL, QA_MIN_CONFIDENCE, QA_QUERY_BACKEND, QA_MAX_FILE_MB, QA_CACHE and QA_VERIFIER.
+        """Build settings from QA_SEEDS, QA_INDEX, QA_MODEL, QA_MIN_CONFIDENCE, QA_QUERY_BACKEND, QA_MAX_FILE_MB, QA_CACHE, QA_VERIFIER, QA_STORE and QA_QDRANT_*.
 
         Raises:
             SettingsError: a value cannot be used; the message names the variable.
         """
         env = os.environ if environ is None else environ
-        settings = cls(cache_dir=default_cache_dir(env))
+        settings = cls(cache_dir=default_cache_dir(env), store=StoreSettings.from_env(env))
         if env.get("QA_SEEDS"):
             settings = replace(settings, seeds_dir=Path(env["QA_SEEDS"]))
         if env.get("QA_INDEX"):
@@ -117,4 +169,14 @@ def _megabytes(name: str, value: str) -> float:
         number = float("nan")
     if not (math.isfinite(number) and number > 0):
         raise SettingsError(f"{name}={value!r} is not a number of megabytes above 0 (for example 25 or 0.5)")
+    return number
+
+
+def _seconds(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not (math.isfinite(number) and 0 < number <= 600):
+        raise SettingsError(f"{name}={value!r} is not a number of seconds above 0 and at most 600")
     return number

@@ -61,3 +61,11 @@ class UploadRefused(QAError):
 
 class VerifierError(QAError):
     """The answer verifier's model is missing, fails its checksum or cannot be loaded."""
+
+
+class StoreUnavailableError(QAError):
+    """The vector store's server did not answer (down, unreachable or too slow); the question can be asked again."""
+
+
+class StoreMismatchError(QAError):
+    """The index keeps its vectors in another store than the settings select."""

@@ -12,15 +12,17 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
-from qa.config import DEFAULT_MAX_FILE_MB
+from qa.config import DEFAULT_MAX_FILE_MB, StoreSettings
 from qa.embed.documents import EMBED_CHUNK, embed_passages, embed_sentences
 from qa.embed.documents import Progress as Progress
 from qa.embed.encoder import Encoder
 from qa.errors import IndexMissingError, IndexWriteError, QAError, SeedsError
 from qa.ingest.seeds import FORMATS_HINT, SourceFile, read_sources
+from qa.qdrant_build import ServedBuild
 from qa.reader.index import Index, load_index, read_segments
 from qa.records import BuildReport, SkippedFile
 from qa.split import split_document
@@ -30,16 +32,16 @@ from qa.storage.lexical import Bm25Part
 from qa.storage.manifest import SCHEMA_VERSION, Counts, Manifest, SegmentEntry, SkippedEntry, SourceEntry, StoreEntry
 from qa.storage.segments import STORES
 from qa.storage.tables import Tables, record_key
-from qa.storage.vectors import FaissStore
+from qa.storage.vectors import FaissStore, VectorStore
 from qa.storage.windows import WindowWriter
 
 logger = logging.getLogger(__name__)
 
 
-def _previous_index(index_dir: Path, encoder: Encoder) -> Index | None:
-    """The live index to reuse vectors from, or None when it cannot be reused."""
+def _previous_index(index_dir: Path, encoder: Encoder, store: StoreSettings) -> Index | None:
+    """The live index to reuse vectors from, or None when it cannot be reused (another model or store)."""
     try:
-        return load_index(index_dir, encoder, check_segments=False)
+        return load_index(index_dir, encoder, check_segments=False, store=store)
     except IndexMissingError:
         return None
     except QAError as error:
@@ -62,11 +64,14 @@ def build_index(
     full: bool = False,
     progress: Progress | None = None,
     max_file_mb: float = DEFAULT_MAX_FILE_MB,
+    store: StoreSettings | None = None,
 ) -> Index:
     """Index every readable seed; re-embed only sources that are new or changed unless `full`.
 
     The new build replaces the live one atomically; on any failure the live one stays.
-    Seed files over max_file_mb (MiB) are skipped unread.
+    Seed files over max_file_mb (MiB) are skipped unread. `store` says which
+    engine holds the vectors (default: FAISS files in the build); a live
+    index in another store is not reused, so switching stores rebuilds in full.
 
     Raises:
         SeedsError: nothing in seeds_dir can be indexed.
@@ -75,7 +80,7 @@ def build_index(
     """
     try:
         with layout.build_lock(index_dir):
-            return _build_locked(seeds_dir, index_dir, encoder, full, progress, max_file_mb)
+            return _build_locked(seeds_dir, index_dir, encoder, full, progress, max_file_mb, store or StoreSettings())
     except OSError as error:
         raise IndexWriteError(
             f"could not write the index in {index_dir} ({error.strerror or error}); the previous index is unchanged"
@@ -83,12 +88,18 @@ def build_index(
 
 
 def _build_locked(
-    seeds_dir: Path, index_dir: Path, encoder: Encoder, full: bool, progress: Progress | None, max_file_mb: float
+    seeds_dir: Path,
+    index_dir: Path,
+    encoder: Encoder,
+    full: bool,
+    progress: Progress | None,
+    max_file_mb: float,
+    store: StoreSettings,
 ) -> Index:
     live = layout.live_name(index_dir)
     layout.remove_leftovers(index_dir, live)
     old_sources = _live_sources(index_dir)
-    previous = None if full else _previous_index(index_dir, encoder)
+    previous = None if full else _previous_index(index_dir, encoder, store)
     # Files the live index holds unchanged are hashed, not extracted again.
     reusable = previous.sources if previous is not None else {}
     indexed = {source: entry.sha256 for source, entry in reusable.items()}
@@ -111,11 +122,21 @@ def _build_locked(
     # Split one document at a time into columns: a document's records live only while it is added.
     new = Tables.from_documents(split_document(source_file) for source_file in plan.new_files)
     with layout.BuildWriter(index_dir) as writer:
-        tables, segment = _write_segments(writer, plan, new, encoder, progress)
-        report.embedded_sentences = len(new.sentences)
-        report.embedded_passages = len(new.passages)
-        manifest = _manifest(encoder, readable, tables, skipped, max_file_mb, segment.stores, segment.entries, reusable)
-        build, manifest = writer.commit(manifest, tables, segment.stores)
+        served = ServedBuild.of(store, writer.token, writer.folder)
+        try:
+            tables, segment = _write_segments(writer, plan, new, encoder, progress, served)
+            report.embedded_sentences = len(new.sentences)
+            report.embedded_passages = len(new.passages)
+            manifest = _manifest(
+                encoder, readable, tables, skipped, max_file_mb, segment.stores, segment.entries, reusable
+            )
+            build, manifest = writer.commit(manifest, tables, segment.stores)
+        except BaseException:
+            if served is not None:
+                served.writer.abandon()
+            raise
+    if served is not None:
+        served.publish(build, index_dir / live if live else None)
     layout.remove_leftovers(index_dir, build.name, keep=live)
     lexical, windows = read_segments(build, manifest, tables)
     index = Index(build, manifest, encoder, tables, segment.stores, windows, lexical)
@@ -164,12 +185,17 @@ def _same(source_file: SourceFile, old_sources: dict[str, SourceEntry]) -> bool:
 class _Segments:
     """What a build wrote of its segments and stores."""
 
-    stores: dict[str, FaissStore]
+    stores: dict[str, VectorStore]
     entries: list[SegmentEntry]
 
 
 def _write_segments(
-    writer: layout.BuildWriter, plan: _Plan, new: Tables, encoder: Encoder, progress: Progress | None
+    writer: layout.BuildWriter,
+    plan: _Plan,
+    new: Tables,
+    encoder: Encoder,
+    progress: Progress | None,
+    served: ServedBuild | None = None,
 ) -> tuple[Tables, _Segments]:
     """Link the carried segments, write the new one (BM25, windows, texts) and assemble the vector stores."""
     previous, kept = plan.previous, plan.kept
@@ -188,7 +214,10 @@ def _write_segments(
     member_sources = [source for number, source in enumerate(tables.sources) if number not in in_carried]
     if entries and not len(sentence_members) and not len(passage_members) and not member_sources:
         # Only removals: the carried segments hold everything, and no empty segment is written.
-        return tables, _Segments(_embed(previous, kept, kept_members, new, encoder, progress, None), entries)
+        stores = _embed(
+            previous, kept, kept_members, new, encoder, progress, None, (served, tables, entries) if served else None
+        )
+        return tables, _Segments(stores, entries)
     name = f"segment-{writer.token}"
     folder = writer.path(f"{segments.SEGMENTS}/{name}/{segments.TEXTS}").parent
     layout.write_jsonl(folder / segments.TEXTS, ({"source": s, "text": tables.texts[s]} for s in member_sources))
@@ -203,7 +232,16 @@ def _write_segments(
     windows = int(tables.sentences["windows"][sentence_members].sum())
     entries.append(SegmentEntry(name, len(sentence_members), len(passage_members), windows))
     writer_of_windows = WindowWriter(folder / segments.WINDOWS, windows, encoder.fingerprint.dimension)
-    stores = _embed(previous, kept, kept_members, new, encoder, progress, writer_of_windows)
+    stores = _embed(
+        previous,
+        kept,
+        kept_members,
+        new,
+        encoder,
+        progress,
+        writer_of_windows,
+        (served, tables, entries) if served else None,
+    )
     return tables, _Segments(stores, entries)
 
 
@@ -215,12 +253,14 @@ def _embed(
     encoder: Encoder,
     progress: Progress | None,
     windows: WindowWriter | None,
-) -> dict[str, FaissStore]:
+    served: tuple[ServedBuild, Tables, list[SegmentEntry]] | None = None,
+) -> dict[str, VectorStore]:
     """Embed the new records' sentences (with their word windows) and passages; join the kept ones' vectors.
 
     The new segment's window vectors go to `windows` as they are made: first
     those of kept records that move into it, then the new sentences'. Only the
-    sentence and passage vectors are held, to be added to the stores.
+    sentence and passage vectors are held, to be added to the stores: FAISS
+    stores, or, when `served` (with the build's tables and segments), new Qdrant collections.
     """
     if windows is None:
         sentence_vectors = np.zeros((0, encoder.fingerprint.dimension), dtype=np.float32)
@@ -236,7 +276,13 @@ def _embed(
             raise
         windows.close()
     new_vectors = {"sentences": sentence_vectors, "passages": embed_passages(new, encoder, progress)}
-    stores = {}
+    stores: dict[str, VectorStore] = {}
+    if served is not None:
+        qdrant, tables, entries = served
+        for name in STORES:
+            kept_store = previous.stores[name] if previous is not None else None
+            stores[name] = qdrant.write(name, tables, entries, kept_store, new_vectors[name])
+        return stores
     for name in STORES:
         kept_keys = record_key(getattr(kept, name)["id"])
         removed = None
@@ -246,11 +292,12 @@ def _embed(
             mask = previous.source_mask(only=only) if name == "sentences" else previous.passage_mask(only=only)
             keys = previous.sentence_keys if name == "sentences" else previous.passage_keys
             removed = keys[~mask]
+        previous_store = previous.stores[name] if previous is not None else None
         stores[name] = FaissStore.assemble(
             encoder.fingerprint.dimension,
             record_key(getattr(new, name)["id"]),
             new_vectors[name],
-            previous=previous.stores[name] if previous is not None else None,
+            previous=cast(FaissStore, previous_store),
             kept=kept_keys,
             removed=removed,
         )
@@ -263,7 +310,7 @@ def _manifest(
     tables: Tables,
     skipped: list[SkippedFile],
     max_file_mb: float,
-    stores: dict[str, FaissStore],
+    stores: dict[str, VectorStore],
     segment_entries: list[SegmentEntry],
     reused: dict[str, SourceEntry],
 ) -> Manifest:

@@ -8,24 +8,26 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.config import StoreSettings
 from qa.embed.encoder import Encoder
-from qa.errors import IndexCorruptError, ModelMismatchError
+from qa.errors import IndexCorruptError, ModelMismatchError, StoreMismatchError
 from qa.ingest.seeds import source_hashes
 from qa.records import BuildReport
 from qa.storage.layout import (
-    BUILD_FILES,
     MANIFEST,
     REBUILD_HINT,
+    build_files,
     data_files,
     read_live_manifest,
     read_texts,
+    store_file,
     verify_files,
 )
 from qa.storage.lexical import Bm25Part, LexicalIndex
-from qa.storage.manifest import Manifest, SkippedEntry, SourceEntry
+from qa.storage.manifest import Manifest, SegmentEntry, SkippedEntry, SourceEntry, StoreEntry
 from qa.storage.segments import SEGMENTS, STORES, WINDOWS, touched_since
 from qa.storage.tables import KeyRows, PassageView, SentenceView, Tables, record_key
-from qa.storage.vectors import FaissStore
+from qa.storage.vectors import FaissStore, VectorStore
 from qa.storage.windows import WindowVectors
 
 logger = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ class Index:
         manifest: Manifest,
         encoder: Encoder,
         tables: Tables,
-        stores: dict[str, FaissStore],
+        stores: dict[str, VectorStore],
         windows: WindowVectors,
         lexical: dict[str, LexicalIndex] | None = None,
     ) -> None:
@@ -172,8 +174,13 @@ def describe_stale(stale: dict[str, list[str]]) -> str:
     return "; ".join(f"{kind}: {', '.join(names)}" for kind, names in stale.items() if names)
 
 
-def load_index(index_dir: Path, encoder: Encoder, check_segments: bool = True) -> Index:
-    """Load the live build, checking schema, model and every file's checksum.
+def load_index(
+    index_dir: Path, encoder: Encoder, check_segments: bool = True, store: StoreSettings | None = None
+) -> Index:
+    """Load the live build, checking schema, model, store and every file's checksum.
+
+    `store` says which engine the settings select (default: FAISS files); an
+    index whose manifest names another is refused with what to run.
 
     A build reading the live one to reuse it passes `check_segments=False`:
     then a segment file is checked only if it was modified since its build
@@ -185,7 +192,9 @@ def load_index(index_dir: Path, encoder: Encoder, check_segments: bool = True) -
         IndexMissingError: there is no index yet.
         IndexCorruptError: a file (CURRENT, the manifest, a data file) is missing, altered or unreadable.
         ModelMismatchError: the index was built with other weights than `encoder`.
+        StoreMismatchError: the index keeps its vectors in another store than `store`.
     """
+    store = store or StoreSettings()
     build, manifest = read_live_manifest(index_dir)
     built_with, configured = manifest.model, encoder.fingerprint
     if built_with.weights_sha256 != configured.weights_sha256 or built_with.dimension != configured.dimension:
@@ -193,20 +202,65 @@ def load_index(index_dir: Path, encoder: Encoder, check_segments: bool = True) -
             f"index built with model {built_with.name} ({built_with.dimension}d), settings say "
             f"{configured.name} ({configured.dimension}d); {REBUILD_HINT}"
         )
+    _check_store(build, manifest, store)
+    files = build_files(manifest)
     if check_segments:
         verify_files(build, manifest, data_files(manifest))
     else:
-        segment_names = data_files(manifest)[len(BUILD_FILES) :]
-        verify_files(build, manifest, [*BUILD_FILES, *touched_since(build, segment_names, build / MANIFEST)])
+        segment_names = data_files(manifest)[len(files) :]
+        verify_files(build, manifest, [*files, *touched_since(build, segment_names, build / MANIFEST)])
     try:
         tables = Tables.load(build, read_texts(build, [segment.name for segment in manifest.segments]))
-        stores = {name: FaissStore.load(build / f"{name}.faiss", manifest.stores[name].trained_on) for name in STORES}
+        stores = {name: _load_store(build, name, manifest.stores[name], store) for name in STORES}
         lexical, windows = read_segments(build, manifest, tables)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as error:
         raise IndexCorruptError(f"cannot read index at {build} ({error}); {REBUILD_HINT}") from error
     if len(tables.sentences) != len(stores["sentences"]) or len(tables.passages) != len(stores["passages"]):
         raise IndexCorruptError(f"index at {build} holds records and vectors that do not match; {REBUILD_HINT}")
     return Index(build, manifest, encoder, tables, stores, windows, lexical)
+
+
+def _check_store(build: Path, manifest: Manifest, store: StoreSettings) -> None:
+    """Refuse an index whose vectors another store holds than the settings select, saying what to run."""
+    in_qdrant = any(entry.kind == "qdrant" for entry in manifest.stores.values())
+    if in_qdrant and store.kind != "qdrant":
+        raise StoreMismatchError(
+            f"index at {build} keeps its vectors in Qdrant; set QA_STORE=qdrant with QA_QDRANT_URL "
+            "(or QA_QDRANT_PATH) to serve it, or rebuild it into FAISS files: `python -m qa build --full`"
+        )
+    if store.kind == "qdrant" and not in_qdrant:
+        raise StoreMismatchError(
+            f"index at {build} keeps its vectors in FAISS files, and QA_STORE=qdrant; unset QA_STORE to serve "
+            "it, or build it into Qdrant: `QA_STORE=qdrant python -m qa build --full`"
+        )
+
+
+def _load_store(build: Path, name: str, entry: StoreEntry, store: StoreSettings) -> VectorStore:
+    if entry.kind == "qdrant":
+        # Imported only when selected: the default install has no Qdrant client.
+        from qa.storage.qdrant import QdrantStore
+
+        return QdrantStore.load(build / store_file(name, entry.kind), store)
+    return FaissStore.load(build / store_file(name, entry.kind), entry.trained_on)
+
+
+def read_lexical(build: Path, segments: list[SegmentEntry], tables: Tables) -> dict[str, LexicalIndex]:
+    """The BM25 of these segments (in `build`'s segments/), mapped from their files, joined in row order.
+
+    Raises:
+        OSError, ValueError: a file is missing or unreadable, or a segment holds other than its manifest says.
+    """
+    folders = [build / SEGMENTS / segment.name for segment in segments]
+    lexical = {}
+    for name, table in (("sentences", tables.sentences), ("passages", tables.passages)):
+        parts = [Bm25Part.load(folder / f"{name}.bm25") for folder in folders]
+        for part, segment in zip(parts, segments, strict=True):
+            if part.size != getattr(segment, name):
+                raise ValueError(
+                    f"segment {segment.name} holds {part.size} {name}, its manifest says {getattr(segment, name)}"
+                )
+        lexical[name] = LexicalIndex(parts=parts, part_of_row=table["segment"], part_row=table["segment_row"])
+    return lexical
 
 
 def read_segments(build: Path, manifest: Manifest, tables: Tables) -> tuple[dict[str, LexicalIndex], WindowVectors]:
@@ -216,15 +270,7 @@ def read_segments(build: Path, manifest: Manifest, tables: Tables) -> tuple[dict
         OSError, ValueError: a file is missing or unreadable, or the records point past a segment's rows.
     """
     folders = [build / SEGMENTS / segment.name for segment in manifest.segments]
-    lexical = {}
-    for name, table in (("sentences", tables.sentences), ("passages", tables.passages)):
-        parts = [Bm25Part.load(folder / f"{name}.bm25") for folder in folders]
-        for part, segment in zip(parts, manifest.segments, strict=True):
-            if part.size != getattr(segment, name):
-                raise ValueError(
-                    f"segment {segment.name} holds {part.size} {name}, its manifest says {getattr(segment, name)}"
-                )
-        lexical[name] = LexicalIndex(parts=parts, part_of_row=table["segment"], part_row=table["segment_row"])
+    lexical = read_lexical(build, manifest.segments, tables)
     sentences = tables.sentences
     windows = WindowVectors.load(
         [folder / WINDOWS for folder in folders], sentences["windows"], sentences["segment"], sentences["first_window"]

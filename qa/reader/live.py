@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qa.config import DEFAULT_MAX_FILE_MB
+from qa.config import DEFAULT_MAX_FILE_MB, StoreSettings
 from qa.embed.encoder import Encoder
-from qa.errors import IndexCorruptError, IndexMissingError, QAError, RebuildRunning
+from qa.errors import IndexCorruptError, IndexMissingError, QAError, RebuildRunning, StoreUnavailableError
 from qa.indexing import Progress, build_index
 from qa.reader.index import Index, load_index
 from qa.search.ranking import search
@@ -37,12 +37,18 @@ class LiveIndex:
     """The index at one folder, kept current, and at most one rebuild of it at a time."""
 
     def __init__(
-        self, seeds_dir: Path, index_dir: Path, encoder: Encoder, max_file_mb: float = DEFAULT_MAX_FILE_MB
+        self,
+        seeds_dir: Path,
+        index_dir: Path,
+        encoder: Encoder,
+        max_file_mb: float = DEFAULT_MAX_FILE_MB,
+        store: StoreSettings | None = None,
     ) -> None:
         self.seeds_dir = seeds_dir
         self.index_dir = index_dir
         self.encoder = encoder
         self.max_file_mb = max_file_mb
+        self.store = store or StoreSettings()
         self.notice: str | None = None  # the last recovery, for the app to show
         self._index: Index | None = None
         self._state = threading.Lock()  # guards _index, _background, _tried and notice
@@ -91,7 +97,13 @@ class LiveIndex:
             raise RebuildRunning("a rebuild is already running; wait for it to finish")
         try:
             built = build_index(
-                self.seeds_dir, self.index_dir, self.encoder, full=full, progress=progress, max_file_mb=self.max_file_mb
+                self.seeds_dir,
+                self.index_dir,
+                self.encoder,
+                full=full,
+                progress=progress,
+                max_file_mb=self.max_file_mb,
+                store=self.store,
             )
             logger.info("rebuilt %s: %s documents", built.path, built.manifest.counts.sources)
             return self.adopt(_warmed(built))
@@ -123,12 +135,14 @@ class LiveIndex:
             if self._index is not None:
                 return self._index
             try:
-                index = load_index(self.index_dir, self.encoder)
+                index = load_index(self.index_dir, self.encoder, store=self.store)
             except IndexMissingError:
                 if not self.seeds_dir.is_dir():
                     raise
                 logger.info("no index at %s; building it from %s", self.index_dir, self.seeds_dir)
-                index = build_index(self.seeds_dir, self.index_dir, self.encoder, max_file_mb=self.max_file_mb)
+                index = build_index(
+                    self.seeds_dir, self.index_dir, self.encoder, max_file_mb=self.max_file_mb, store=self.store
+                )
             except IndexCorruptError as error:
                 if not self.seeds_dir.is_dir():
                     raise
@@ -146,7 +160,7 @@ class LiveIndex:
 
     def _load_newer(self) -> None:
         try:
-            index = load_index(self.index_dir, self.encoder)
+            index = load_index(self.index_dir, self.encoder, store=self.store)
         except IndexCorruptError as error:
             self._recover(str(error))
             return
@@ -175,7 +189,9 @@ class LiveIndex:
         logger.warning(
             "the index at %s cannot be used (%s); rebuilding it from %s", self.index_dir, reason, self.seeds_dir
         )
-        index = build_index(self.seeds_dir, self.index_dir, self.encoder, full=True, max_file_mb=self.max_file_mb)
+        index = build_index(
+            self.seeds_dir, self.index_dir, self.encoder, full=True, max_file_mb=self.max_file_mb, store=self.store
+        )
         self._set_notice(
             f"The index at {self.index_dir} could not be used ({reason}), so it was rebuilt from "
             f"{self.seeds_dir} at {time.strftime('%H:%M:%S')}."
@@ -188,8 +204,15 @@ class LiveIndex:
 
 
 def _warmed(index: Index) -> Index:
-    """The index after one search, so its BM25 tables and the model are loaded before a user asks."""
-    search(index, WARM_UP_QUESTION, k=1)
+    """The index after one search, so its BM25 tables and the model are loaded before a user asks.
+
+    A vector server that is down leaves it cold rather than unused: questions
+    then get the server's error until it is back.
+    """
+    try:
+        search(index, WARM_UP_QUESTION, k=1)
+    except StoreUnavailableError as error:
+        logger.warning("answering from %s without a warm-up: %s", index.path, error)
     return index
 
 

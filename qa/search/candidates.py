@@ -11,17 +11,12 @@ import numpy as np
 
 from qa.reader.index import Index
 from qa.search.followup import Carry, repeat_penalty
-from qa.storage.vectors import FaissStore
+from qa.search.lexical_hits import LexicalHits, lexical_hits
+from qa.storage.vectors import VectorStore
 
 # Sentences of this many best paragraphs (by each retriever) join the
 # candidates, so a sentence that only makes sense in its paragraph can win.
 _PASSAGE_CANDIDATES = 10
-
-
-def max_normalize(scores: np.ndarray) -> np.ndarray:
-    """Scores divided by their maximum (all zeros stay zeros)."""
-    top = float(scores.max()) if scores.size else 0.0
-    return scores / top if top > 0 else np.zeros_like(scores)
 
 
 # In an approximate store, a restriction to at most this many records is
@@ -30,11 +25,24 @@ _EXACT_SCOPE = 20_000
 
 
 def _dense_keys(
-    store: FaissStore, keys: np.ndarray, allowed: np.ndarray | None, query: np.ndarray, count: int
+    store: VectorStore,
+    keys: np.ndarray,
+    allowed: np.ndarray | None,
+    query: np.ndarray,
+    count: int,
+    sources: tuple[str | None, frozenset[str] | None],
 ) -> np.ndarray:
-    """Keys of the `count` records nearest the query, only among the `allowed` rows when given."""
+    """Keys of the `count` records nearest the query, only among the `allowed` rows when given.
+
+    A Qdrant store filters by the `sources` (excluded, only) the mask was made from.
+    """
     if allowed is None:
         return store.search(query, count)[1]
+    if store.kind == "qdrant":
+        from qa.storage.qdrant import QdrantStore, SourceFilter
+
+        assert isinstance(store, QdrantStore)
+        return store.search(query, count, sources=SourceFilter(*sources))[1]
     if store.kind != "exact" and int(allowed.sum()) <= _EXACT_SCOPE:
         kept = keys[allowed]
         scores = store.vectors(kept) @ query
@@ -42,18 +50,10 @@ def _dense_keys(
     return store.search(query, count, exclude=keys[~allowed])[1]
 
 
-def _divided_by_max(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
-    """`part` (some of `whole`'s scores) divided by `whole`'s maximum, without dividing all of `whole`."""
-    top = float(whole.max()) if whole.size else 0.0
+def _divided_by_max(part: np.ndarray, hits: LexicalHits) -> np.ndarray:
+    """`part` (some of the hits' scores) divided by their maximum."""
+    top = hits.maximum
     return part / top if top > 0 else np.zeros_like(part)
-
-
-def top_rows(scores: np.ndarray, count: int) -> np.ndarray:
-    """Rows of the `count` highest positive scores, best first."""
-    positive = np.flatnonzero(scores > 0)
-    if positive.size > count:
-        positive = positive[np.argpartition(-scores[positive], count - 1)[:count]]
-    return positive[np.argsort(-scores[positive], kind="stable")]
 
 
 @dataclass
@@ -95,20 +95,19 @@ def gather_candidates(
     allowed = index.source_mask(exclude_source, only) if restricted else None
     passage_allowed = index.passage_mask(exclude_source, only) if restricted else None
     carried = carry.weights if carry else {}
-    dense_rows = index.sentence_rows(_dense_keys(index.sentence_store, index.sentence_keys, allowed, query, candidates))
+    sources = (exclude_source, only)
+    sentence_keys = _dense_keys(index.sentence_store, index.sentence_keys, allowed, query, candidates, sources)
+    dense_rows = index.sentence_rows(sentence_keys)
     dense_rows = dense_rows[dense_rows >= 0]
-    lexical_all = index.sentence_lexical.weighted_scores(tokens, carried)
-    if allowed is not None:
-        lexical_all = lexical_all * allowed
-    lexical_rows = top_rows(lexical_all, candidates)
+    lexical_all = lexical_hits(index, "sentences", tokens, carried, allowed, sources)
+    lexical_rows = lexical_all.top(candidates)
 
-    passage_lexical_all = index.passage_lexical.weighted_scores(tokens, carried)
-    if passage_allowed is not None:
-        passage_lexical_all = passage_lexical_all * passage_allowed
-    passage_lexical_all = max_normalize(passage_lexical_all)
-    passage_keys = _dense_keys(index.passage_store, index.passage_keys, passage_allowed, query, _PASSAGE_CANDIDATES)
+    passage_lexical_all = lexical_hits(index, "passages", tokens, carried, passage_allowed, sources)
+    passage_keys = _dense_keys(
+        index.passage_store, index.passage_keys, passage_allowed, query, _PASSAGE_CANDIDATES, sources
+    )
     best_passages = [int(row) for row in index.passage_rows(passage_keys) if row >= 0]
-    best_passages += [int(row) for row in top_rows(passage_lexical_all, _PASSAGE_CANDIDATES)]
+    best_passages += [int(row) for row in passage_lexical_all.top(_PASSAGE_CANDIDATES)]
     focus = carry.focus_passages if carry else ()
     best_passages += [row for row in focus if passage_allowed is None or passage_allowed[row]]
     from_passages = [index.passage_sentence_rows(passage) for passage in set(best_passages)]
@@ -117,16 +116,17 @@ def gather_candidates(
     own_passages = index.sentence_passage_rows[rows]
     unique_passages, inverse = np.unique(own_passages, return_inverse=True)
     dense = index.sentence_store.vectors(index.sentence_keys[rows]) @ query
+    lexical_raw = lexical_all.at(rows)
     return Candidates(
         rows=rows,
         passage_rows=own_passages,
         dense=dense,
         dense_window=index.windows.best_cosines(rows, query, dense),
-        lexical=_divided_by_max(lexical_all[rows], lexical_all),
+        lexical=_divided_by_max(lexical_raw, lexical_all),
         passage_dense=(index.passage_store.vectors(index.passage_keys[unique_passages]) @ query)[inverse],
-        passage_lexical=passage_lexical_all[own_passages],
+        passage_lexical=_divided_by_max(passage_lexical_all.at(own_passages), passage_lexical_all),
         coverage=index.sentence_lexical.coverages(tokens, rows, carried),
-        lexical_raw=lexical_all[rows],
+        lexical_raw=lexical_raw,
         dense_ranking=dense_rows,
         lexical_ranking=lexical_rows,
         penalty=repeat_penalty(rows, carry),

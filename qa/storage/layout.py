@@ -43,14 +43,26 @@ from qa.errors import IndexCorruptError, IndexLockedError, IndexMissingError, QA
 from qa.storage.manifest import SCHEMA_VERSION, Manifest
 from qa.storage.segments import SEGMENTS, STORES, TEXTS, link_files, segment_files
 from qa.storage.tables import TABLE_FILES, Tables
-from qa.storage.vectors import FaissStore
+from qa.storage.vectors import VectorStore
 
 logger = logging.getLogger(__name__)
 
 POINTER = "CURRENT"
 MANIFEST = "manifest.json"
-# The files of every build, beside its segments' (data_files).
+# The files of every build whose vectors FAISS holds, beside its segments' (data_files).
 BUILD_FILES = (*TABLE_FILES, *(f"{name}.faiss" for name in STORES))
+
+
+def store_file(name: str, kind: str) -> str:
+    """The file of a build that holds store `name` (FAISS's index), or names its Qdrant collection."""
+    return f"{name}.qdrant.json" if kind.split(" ")[0] == "qdrant" else f"{name}.faiss"
+
+
+def build_files(manifest: Manifest) -> list[str]:
+    """The files of a build with this manifest, beside its segments'."""
+    return [*TABLE_FILES, *(store_file(name, manifest.stores[name].kind) for name in STORES)]
+
+
 REBUILD_HINT = "run `python -m qa build --full`"
 # A build folder's name as qa/indexing.py makes it: never a path that leads elsewhere.
 _BUILD_NAME = re.compile(r"build-[0-9A-Za-z-]+")
@@ -60,7 +72,7 @@ _MANIFEST_KEYS = {"model", "files", "sources", "counts"}
 
 def data_files(manifest: Manifest) -> list[str]:
     """Every data file a build with this manifest holds, as paths inside its folder."""
-    return [*BUILD_FILES, *(name for segment in manifest.segments for name in segment_files(segment.name))]
+    return [*build_files(manifest), *(name for segment in manifest.segments for name in segment_files(segment.name))]
 
 
 def verify_files(build: Path, manifest: Manifest, names: list[str]) -> None:
@@ -303,7 +315,7 @@ class BuildWriter:
         link_files(build, self.folder, names)
         self._linked.update({name: manifest.files[name] for name in names})
 
-    def commit(self, manifest: Manifest, tables: Tables, stores: dict[str, FaissStore]) -> tuple[Path, Manifest]:
+    def commit(self, manifest: Manifest, tables: Tables, stores: dict[str, VectorStore]) -> tuple[Path, Manifest]:
         """Write the records and stores beside what is written already, then the manifest; point CURRENT here.
 
         Returns:
@@ -311,7 +323,8 @@ class BuildWriter:
         """
         tables.save(self.folder)
         # Hashed as they are written: a million sentences' stores are half a gigabyte.
-        known = {f"{name}.faiss": stores[name].save(self.folder / f"{name}.faiss") for name in STORES}
+        store_files = {name: store_file(name, stores[name].kind) for name in STORES}
+        known = {store_files[name]: stores[name].save(self.folder / store_files[name]) for name in STORES}
         # Linked files keep the checksum they were written with: a damaged one is found when the build is loaded.
         known.update(self._linked)
         names = data_files(manifest)

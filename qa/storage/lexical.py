@@ -149,6 +149,29 @@ class Bm25Part:
         number = self.vocabulary.get(token)
         return 0 if number is None else int(self._indptr[number + 1] - self._indptr[number])
 
+    def tokens(self) -> list[str]:
+        """The vocabulary, by token number."""
+        names = [""] * len(self.vocabulary)
+        for token, number in self.vocabulary.items():
+            names[number] = token
+        return names
+
+    def text_terms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each text's token numbers and their BM25 weights without IDF (the length-normalised term frequency).
+
+        Returns (indptr, numbers, weights): text i holds numbers[indptr[i]:indptr[i + 1]]
+        (into tokens()) with those weights. bm25s keeps the matrix by token; this
+        is its transpose, each score divided by the token's IDF in this part.
+        """
+        frequencies = np.diff(self._indptr)
+        idf = np.log1p((self.size - frequencies + 0.5) / (frequencies + 0.5))
+        numbers = np.repeat(np.arange(len(frequencies)), frequencies)
+        weights = np.asarray(self._data, dtype=np.float64) / idf[numbers]
+        texts = np.asarray(self._indices, dtype=np.int64)
+        order = np.argsort(texts, kind="stable")
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(texts, minlength=self.size))])
+        return indptr, numbers[order], weights[order]
+
 
 def _idf(documents: int, frequency: int) -> float:
     """Inverse document frequency as bm25s's default (Lucene's) BM25 weighs it; an unseen token weighs the most."""
@@ -186,10 +209,13 @@ class LexicalIndex:
             part_of_row = np.zeros(self._parts[0].size, dtype=np.int16)
             part_row = np.arange(self._parts[0].size, dtype=np.int64)
         self.size = len(part_of_row)
+        self.parts = self._parts
         # IDF counts every row the parts hold, removed sources' too, as Lucene counts deleted documents until a merge.
         self._documents = sum(part.size for part in self._parts)
         self._part_of_row = np.asarray(part_of_row)
         self._part_row = np.asarray(part_row, dtype=np.int64)
+        # Each row's part and row in it, read by the Qdrant store's build (qa/storage/qdrant.py).
+        self.part_of_row, self.part_row = self._part_of_row, self._part_row
 
     @cached_property
     def _placed(self) -> list[tuple[np.ndarray, np.ndarray] | slice]:

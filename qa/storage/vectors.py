@@ -30,6 +30,10 @@ class VectorStore(Protocol):
     """What the index needs from a vector engine."""
 
     dimension: int
+    trained_on: int
+
+    @property
+    def kind(self) -> str: ...
 
     def __len__(self) -> int: ...
 

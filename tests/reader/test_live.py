@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import REPO
@@ -92,10 +93,10 @@ def test_questions_are_answered_from_the_old_build_while_the_new_one_loads(
     loading, release = threading.Event(), threading.Event()
     real_load = live_module.load_index
 
-    def slow_load(index_dir: Path, encoder: Encoder) -> Index:
+    def slow_load(index_dir: Path, encoder: Encoder, **options: Any) -> Index:
         loading.set()
         assert release.wait(timeout=60)
-        return real_load(index_dir, encoder)
+        return real_load(index_dir, encoder, **options)
 
     monkeypatch.setattr(live_module, "load_index", slow_load)
     assert live.current() is old  # the pointer moved: a background load starts, this question does not wait

@@ -15,7 +15,7 @@ from conftest import SEEDS
 import qa
 from qa.reader.index import Index
 from qa.records import Citation, Hit
-from qa.search.candidates import max_normalize, top_rows
+from qa.search.lexical_hits import top_rows
 from qa.search.confidence import ConfidenceModel, confidence
 from qa.search.fusion import FusionWeights, fuse
 from qa.search.question import prepare_question
@@ -147,15 +147,6 @@ def test_prepare_question_shortens_a_long_question_and_says_so() -> None:
 def test_prepare_question_rejects(question: Any, message: str) -> None:
     with pytest.raises(qa.BadQuestionError, match=message):
         prepare_question(question)
-
-
-def test_max_normalize() -> None:
-    scores = np.array([1.0, 2.0, 4.0, 0.0], dtype=np.float32)
-    np.testing.assert_allclose(max_normalize(scores), [0.25, 0.5, 1.0, 0.0])
-    np.testing.assert_array_equal(scores, [1.0, 2.0, 4.0, 0.0])  # input untouched
-    np.testing.assert_array_equal(max_normalize(np.zeros(3)), np.zeros(3))
-    np.testing.assert_array_equal(max_normalize(np.array([-2.0, -1.0])), np.zeros(2))
-    assert max_normalize(np.zeros(0)).shape == (0,)
 
 
 def test_top_rows_keeps_the_best_positive_rows_best_first() -> None:
