@@ -29,6 +29,8 @@ from qa.errors import (
     SeedsError,
     SettingsError,
     SourceNotFoundError,
+    StoreMismatchError,
+    StoreUnavailableError,
     UploadRefused,
 )
 from qa.indexing import BuildReport
@@ -59,6 +61,8 @@ __all__ = [
     "Sentence",
     "SettingsError",
     "SourceNotFoundError",
+    "StoreMismatchError",
+    "StoreUnavailableError",
     "Turn",
     "UploadRefused",
     "answer",

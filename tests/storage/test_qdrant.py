@@ -354,3 +354,30 @@ def test_the_live_index_starts_while_the_server_is_down_and_answers_once_it_is_b
     monkeypatch.undo()  # and comes back
     assert answer_question(live.current(), QUESTIONS[0]).quotes
     assert live.current() is index
+
+
+def test_the_command_line_builds_into_qdrant_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from commands import assert_one_line_error, run
+
+    seeds = write_docs(tmp_path / "seeds", DOCS)
+    index = str(tmp_path / "index")
+    monkeypatch.setenv("QA_STORE", "qdrant")
+    monkeypatch.setenv("QA_QDRANT_PATH", str(tmp_path / "qdrant"))
+    qa.reload_settings()
+    try:
+        code, out, _ = run(capsys, "build", "--seeds", str(seeds), "--index", index)
+        assert code == 0, out
+        code, out, _ = run(capsys, "info", "--index", index)
+        assert code == 0 and "sentences qdrant" in out and "qa-sentences-" in out
+        code, out, _ = run(capsys, "ask", "--index", index, "Where do farmers plant rice?")
+        assert code == 0 and "Farmers plant rice on its banks." in out
+        monkeypatch.delenv("QA_STORE")
+        qa.reload_settings()
+        code, _, err = run(capsys, "ask", "--index", index, "Where do farmers plant rice?")
+        assert code != 0
+        assert_one_line_error(err, "keeps its vectors in Qdrant", "QA_STORE=qdrant")
+    finally:
+        monkeypatch.delenv("QA_STORE", raising=False)
+        qa.reload_settings()
