@@ -23,6 +23,9 @@ from qa.storage.segments import STORES
 from qa.storage.tables import Tables, record_key
 from qa.storage.vectors import VectorStore
 
+# In the index folder: every Qdrant collection a build of it began (qa/storage/qdrant.py, QdrantWriter).
+LEDGER = "qdrant-collections.json"
+
 
 @dataclass
 class ServedBuild:
@@ -38,7 +41,7 @@ class ServedBuild:
             return None
         from qa.storage.qdrant import QdrantWriter
 
-        return cls(QdrantWriter(store, token), folder)
+        return cls(QdrantWriter(store, token, folder.parent / LEDGER), folder)
 
     def write(
         self, name: str, tables: Tables, entries: list[SegmentEntry], kept: VectorStore | None, new: np.ndarray

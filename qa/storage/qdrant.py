@@ -28,6 +28,7 @@ import atexit
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,11 +250,32 @@ class Points:
 class QdrantWriter:
     """Writes a build's collections, moves the aliases once the build is live, and removes collections no build uses."""
 
-    def __init__(self, settings: StoreSettings, token: str) -> None:
+    def __init__(self, settings: StoreSettings, token: str, ledger: Path) -> None:
+        """Collections of build `token`; `ledger` lists every collection builds of this index folder began.
+
+        Only collections in the ledger are ever deleted, so two index folders
+        sharing a server and a prefix never remove each other's, and a killed
+        build's half-written collection is found by the next build.
+        """
         self.settings = settings
         self.client = connect(settings)
         self.token = token
+        self.ledger = ledger
         self.created: list[str] = []
+
+    def _ledger(self) -> list[str]:
+        try:
+            return [str(name) for name in json.loads(self.ledger.read_text(encoding="utf-8"))]
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as error:
+            logger.warning("cannot read %s (%s); old Qdrant collections may stay behind", self.ledger, error)
+            return []
+
+    def _record(self, names: list[str]) -> None:
+        temporary = self.ledger.with_name(self.ledger.name + ".tmp")
+        temporary.write_text(json.dumps(sorted(set(names))) + "\n", encoding="utf-8")
+        os.replace(temporary, self.ledger)
 
     def collection(self, kind: str) -> str:
         return f"{self.settings.collection}-{kind}-{self.token}"
@@ -268,6 +290,8 @@ class QdrantWriter:
             IndexWriteError: the server refused or did not answer; what was written is removed by abandon().
         """
         name = self.collection(kind)
+        # Recorded before it exists: a build killed while writing it leaves a name the next build removes.
+        self._record([*self._ledger(), name])
         try:
             self.client.create_collection(
                 name,
@@ -306,9 +330,14 @@ class QdrantWriter:
                 self.client.delete_collection(name)
             except _FAILURES as error:
                 logger.warning("could not delete the unfinished Qdrant collection %s (%s)", name, error)
+                continue
+            try:
+                self._record([known for known in self._ledger() if known != name])
+            except OSError as error:
+                logger.warning("could not update %s (%s)", self.ledger, error)
 
     def publish(self, kinds: Iterable[str], keep: Iterable[str]) -> None:
-        """Move each kind's alias to this build's collection in one operation; delete collections not in `keep`.
+        """Move each kind's alias to this build's collection in one operation; delete the ledger's others but `keep`.
 
         Called once the build is live; a failure here is logged, as the build
         serves from its own collections whatever the aliases say.
@@ -326,11 +355,12 @@ class QdrantWriter:
                 operations.append(models.CreateAliasOperation(create_alias=create))
             self.client.update_collection_aliases(change_aliases_operations=operations)
             kept = set(keep)
-            prefixes = tuple(f"{self.settings.collection}-{kind}-" for kind in kinds)
-            for described in self.client.get_collections().collections:
-                if described.name.startswith(prefixes) and described.name not in kept:
-                    self.client.delete_collection(described.name)
-        except _FAILURES as error:
+            existing_collections = {described.name for described in self.client.get_collections().collections}
+            for name in self._ledger():
+                if name not in kept and name in existing_collections:
+                    self.client.delete_collection(name)
+            self._record(sorted(kept))
+        except (*_FAILURES, OSError) as error:
             logger.warning("the build is live, but Qdrant's aliases or old collections were not updated (%s)", error)
 
 

@@ -381,3 +381,24 @@ def test_the_command_line_builds_into_qdrant_and_says_so(
     finally:
         monkeypatch.delenv("QA_STORE", raising=False)
         qa.reload_settings()
+
+
+def test_builds_remove_only_their_own_index_folders_collections(encoder: Encoder, tmp_path: Path) -> None:
+    from qa.storage.qdrant import QdrantWriter
+
+    seeds = write_docs(tmp_path / "seeds", DOCS)
+    store = StoreSettings(kind="qdrant", path=tmp_path / "qdrant")  # one server and prefix, two index folders
+    other = build_index(seeds, tmp_path / "other-index", encoder, store=store)
+    # A build of the first folder killed while writing: its collection exists and its ledger names it.
+    (tmp_path / "index").mkdir()
+    killed = QdrantWriter(store, "killed", tmp_path / "index" / "qdrant-collections.json")
+    killed.write("sentences", 4, qdrant.Points(np.zeros(0, dtype=np.int64), dict, iter([]), iter([])))
+    client = _client_of(store)
+    assert killed.collection("sentences") in {c.name for c in client.get_collections().collections}
+    for _ in range(3):
+        index = build_index(seeds, tmp_path / "index", encoder, store=store)
+    names = {c.name for c in client.get_collections().collections}
+    assert killed.collection("sentences") not in names
+    assert {s.collection for s in other.stores.values()} <= names  # type: ignore[attr-defined]
+    assert search(other, "Where do farmers plant rice?", 1).hits[0].text == "Farmers plant rice on its banks."
+    assert search(index, "Where do farmers plant rice?", 1).hits[0].text == "Farmers plant rice on its banks."
