@@ -14,6 +14,8 @@ Layout of the index folder:
     .tmp-<id>/           a build in progress; never read; removed when the build fails,
                          or by the next build when it was killed
     .lock                held by the running build
+    qdrant-collections.json  with QA_STORE=qdrant: the collections builds of this
+                         folder began (qa/storage/qdrant.py)
 
 So CURRENT checks the manifest and the manifest checks every data file: a
 damaged or truncated file anywhere is found on load (qa/reader/index.py), not read as
