@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.cluster import Remote
 from qa.config import DEFAULT_MAX_FILE_MB
-from qa.embed.documents import EMBED_CHUNK, embed_passages, embed_sentences
+from qa.embed.documents import EMBED_CHUNK, EmbedHere, NewVectors
 from qa.embed.documents import Progress as Progress
 from qa.embed.encoder import Encoder
 from qa.errors import IndexMissingError, IndexWriteError, QAError, SeedsError
@@ -62,11 +63,14 @@ def build_index(
     full: bool = False,
     progress: Progress | None = None,
     max_file_mb: float = DEFAULT_MAX_FILE_MB,
+    remote: Remote | None = None,
 ) -> Index:
     """Index every readable seed; re-embed only sources that are new or changed unless `full`.
 
     The new build replaces the live one atomically; on any failure the live one stays.
-    Seed files over max_file_mb (MiB) are skipped unread.
+    Seed files over max_file_mb (MiB) are skipped unread. With `remote` (a Ray
+    cluster: qa/cluster/ray_build.py) the new and changed files are hashed
+    here but read, split and embedded there; the commit is this one.
 
     Raises:
         SeedsError: nothing in seeds_dir can be indexed.
@@ -75,7 +79,7 @@ def build_index(
     """
     try:
         with layout.build_lock(index_dir):
-            return _build_locked(seeds_dir, index_dir, encoder, full, progress, max_file_mb)
+            return _build_locked(seeds_dir, index_dir, encoder, full, progress, max_file_mb, remote)
     except OSError as error:
         raise IndexWriteError(
             f"could not write the index in {index_dir} ({error.strerror or error}); the previous index is unchanged"
@@ -83,7 +87,13 @@ def build_index(
 
 
 def _build_locked(
-    seeds_dir: Path, index_dir: Path, encoder: Encoder, full: bool, progress: Progress | None, max_file_mb: float
+    seeds_dir: Path,
+    index_dir: Path,
+    encoder: Encoder,
+    full: bool,
+    progress: Progress | None,
+    max_file_mb: float,
+    remote: Remote | None = None,
 ) -> Index:
     live = layout.live_name(index_dir)
     layout.remove_leftovers(index_dir, live)
@@ -92,14 +102,22 @@ def _build_locked(
     # Files the live index holds unchanged are hashed, not extracted again.
     reusable = previous.sources if previous is not None else {}
     indexed = {source: entry.sha256 for source, entry in reusable.items()}
-    readable, skipped = read_sources(seeds_dir, max_file_mb, indexed)
+    readable, skipped = read_sources(seeds_dir, max_file_mb, indexed, extract=remote is None)
     if not readable:
         raise SeedsError(f"nothing to index in {seeds_dir}: {FORMATS_HINT}")
     plan = _Plan.of(readable, old_sources, previous)
     if plan.previous is None and any(source_file.reused for source_file in readable):
         # The live index cannot be reused after all: everything is extracted and embedded.
-        readable, skipped = read_sources(seeds_dir, max_file_mb)
+        readable, skipped = read_sources(seeds_dir, max_file_mb, extract=remote is None)
         plan = _Plan.of(readable, old_sources, None)
+    new: Tables | None = None
+    vectors: NewVectors = EmbedHere()
+    if remote is not None:  # the new files were read, split and embedded there
+        made = remote(plan.new_files, readable, skipped)
+        readable, skipped, plan.new_files = made.readable, made.skipped, made.new_files
+        new, vectors = made.tables, made.vectors
+        if not readable:
+            raise SeedsError(f"nothing to index in {seeds_dir}: {FORMATS_HINT}")
     report = BuildReport(skipped=skipped, full=plan.previous is None)
     for source_file in readable:
         same = _same(source_file, old_sources)
@@ -108,10 +126,11 @@ def _build_locked(
         )
     report.removed = sorted(set(old_sources) - {f.source for f in readable})
 
-    # Split one document at a time into columns: a document's records live only while it is added.
-    new = Tables.from_documents(split_document(source_file) for source_file in plan.new_files)
+    if new is None:
+        # Split one document at a time into columns: a document's records live only while it is added.
+        new = Tables.from_documents(split_document(source_file) for source_file in plan.new_files)
     with layout.BuildWriter(index_dir) as writer:
-        tables, segment = _write_segments(writer, plan, new, encoder, progress)
+        tables, segment = _write_segments(writer, plan, new, encoder, progress, vectors)
         report.embedded_sentences = len(new.sentences)
         report.embedded_passages = len(new.passages)
         manifest = _manifest(encoder, readable, tables, skipped, max_file_mb, segment.stores, segment.entries, reusable)
@@ -169,7 +188,12 @@ class _Segments:
 
 
 def _write_segments(
-    writer: layout.BuildWriter, plan: _Plan, new: Tables, encoder: Encoder, progress: Progress | None
+    writer: layout.BuildWriter,
+    plan: _Plan,
+    new: Tables,
+    encoder: Encoder,
+    progress: Progress | None,
+    vectors: NewVectors,
 ) -> tuple[Tables, _Segments]:
     """Link the carried segments, write the new one (BM25, windows, texts) and assemble the vector stores."""
     previous, kept = plan.previous, plan.kept
@@ -188,7 +212,7 @@ def _write_segments(
     member_sources = [source for number, source in enumerate(tables.sources) if number not in in_carried]
     if entries and not len(sentence_members) and not len(passage_members) and not member_sources:
         # Only removals: the carried segments hold everything, and no empty segment is written.
-        return tables, _Segments(_embed(previous, kept, kept_members, new, encoder, progress, None), entries)
+        return tables, _Segments(_embed(previous, kept, kept_members, new, encoder, progress, None, vectors), entries)
     name = f"segment-{writer.token}"
     folder = writer.path(f"{segments.SEGMENTS}/{name}/{segments.TEXTS}").parent
     layout.write_jsonl(folder / segments.TEXTS, ({"source": s, "text": tables.texts[s]} for s in member_sources))
@@ -203,7 +227,7 @@ def _write_segments(
     windows = int(tables.sentences["windows"][sentence_members].sum())
     entries.append(SegmentEntry(name, len(sentence_members), len(passage_members), windows))
     writer_of_windows = WindowWriter(folder / segments.WINDOWS, windows, encoder.fingerprint.dimension)
-    stores = _embed(previous, kept, kept_members, new, encoder, progress, writer_of_windows)
+    stores = _embed(previous, kept, kept_members, new, encoder, progress, writer_of_windows, vectors)
     return tables, _Segments(stores, entries)
 
 
@@ -215,8 +239,11 @@ def _embed(
     encoder: Encoder,
     progress: Progress | None,
     windows: WindowWriter | None,
+    vectors: NewVectors,
 ) -> dict[str, FaissStore]:
     """Embed the new records' sentences (with their word windows) and passages; join the kept ones' vectors.
+
+    `vectors` embeds them here (EmbedHere) or hands over those made elsewhere.
 
     The new segment's window vectors go to `windows` as they are made: first
     those of kept records that move into it, then the new sentences'. Only the
@@ -230,12 +257,12 @@ def _embed(
                 previous_rows = np.flatnonzero(previous.source_mask(only=frozenset(kept.sources)))[kept_members]
                 for first in range(0, len(previous_rows), EMBED_CHUNK):
                     windows.write(previous.windows.of_sentences(previous_rows[first : first + EMBED_CHUNK]))
-            sentence_vectors = embed_sentences(new, encoder, progress, windows)
+            sentence_vectors = vectors.sentences(new, encoder, progress, windows)
         except BaseException:
             windows.abandon()
             raise
         windows.close()
-    new_vectors = {"sentences": sentence_vectors, "passages": embed_passages(new, encoder, progress)}
+    new_vectors = {"sentences": sentence_vectors, "passages": vectors.passages(new, encoder, progress)}
     stores = {}
     for name in STORES:
         kept_keys = record_key(getattr(kept, name)["id"])
