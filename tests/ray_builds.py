@@ -68,10 +68,34 @@ def assert_same_index(ours: Index, local: Index) -> None:
     np.testing.assert_allclose(mine_windows.astype(np.float32), local_windows.astype(np.float32), atol=WINDOW_TOLERANCE)
 
 
-WORDS = (
-    "river harbour mountain city bridge farmer engine market winter summer school castle forest island "
-    "valley tower garden library station factory orchard canal meadow quarry lantern ferry"
-).split()
+WORDS = [
+    "river",
+    "harbour",
+    "mountain",
+    "city",
+    "bridge",
+    "farmer",
+    "engine",
+    "market",
+    "winter",
+    "summer",
+    "school",
+    "castle",
+    "forest",
+    "island",
+    "valley",
+    "tower",
+    "garden",
+    "library",
+    "station",
+    "factory",
+    "orchard",
+    "canal",
+    "meadow",
+    "quarry",
+    "lantern",
+    "ferry",
+]
 
 
 def write_corpus(seeds_dir: Path, documents: int, paragraphs: int = 10, seed: int = 0) -> Path:
