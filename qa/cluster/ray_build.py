@@ -121,6 +121,7 @@ class RayTimings:
     """Where a build on Ray spent its time, as the driver saw it; `documents` holds each document's meta."""
 
     called_at: float = 0.0
+    pipeline_started_at: float = 0.0  # time.time(), as the actors' ready_at
     pipeline_s: float = 0.0
     first_row_s: float = 0.0
     shards_s: float = 0.0
@@ -194,6 +195,7 @@ class RayBuild:
         import ray
 
         started = time.perf_counter()
+        self.timings.pipeline_started_at = time.time()
         actors = min(self.actors or max(1, int(ray.cluster_resources().get("CPU", 1))), len(files))
         items = [{"source": f.source, "suffix": f".{f.format}", "sha256": f.sha256, "data": f.data} for f in files]
         dataset: Any = ray.data.from_items(items, override_num_blocks=len(items))
@@ -205,8 +207,8 @@ class RayBuild:
                 "batch_size": self.encoder.batch_size,
                 "weights_sha256": self.encoder.fingerprint.weights_sha256,
             },
-            # Two documents in flight per actor: the next one is there when it finishes one.
-            compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=2),
+            # One document at a time per actor: a free actor takes the next one, so none waits behind a busy one.
+            compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
             num_cpus=1,
             batch_size=self.documents_per_batch,
             batch_format="numpy",

@@ -136,7 +136,8 @@ class LoopbackCluster:
     def start(self) -> LoopbackCluster:
         """Start the head, then the worker node joined to it; stop both if either fails."""
         port = free_port(HEAD_IP)
-        base = 20_000 + 2_000 * (os.getpid() % 20)
+        # Workers' ports below the kernel's ephemeral range (32768 up), where free_port finds the others.
+        base = 10_000 + 2_000 * (os.getpid() % 10)
         self.address = f"{HEAD_IP}:{port}"
         try:
             self._start(
