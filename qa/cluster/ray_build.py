@@ -94,7 +94,7 @@ def connected(address: str) -> Iterator[Any]:
     }
     try:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, logging_level=logging.WARNING)
-    except (ConnectionError, RuntimeError, ValueError) as error:
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:  # a wrong token among them
         raise QAError(f"cannot connect to the Ray cluster at {address}: {error}; the index is unchanged") from error
     for name in ("ray", "ray.data"):  # the library is quiet: Ray's own notes go to its log files
         logging.getLogger(name).setLevel(logging.ERROR)
