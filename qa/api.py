@@ -70,21 +70,36 @@ def build_index(
     index_dir: str | Path = "index",
     full: bool = False,
     progress: Progress | None = None,
+    ray_address: str | None = None,
 ) -> Index:
     """Index the seeds folder, re-embedding only new and changed files unless `full`.
 
     Files over QA_MAX_FILE_MB (default 25) are skipped unread.
 
     Args:
-        progress: optional callable(done, total) called as texts are embedded.
+        progress: optional callable(done, total) called as texts are embedded
+            (as documents come back, on a Ray cluster).
+        ray_address: read, split and embed the new and changed files on this
+            Ray cluster ("auto" or HOST:PORT; default QA_RAY_ADDRESS, else here).
 
     Raises:
         SeedsError: the folder is missing or has nothing to index.
+        QAError: Ray is not installed, or the cluster cannot be reached or fails (the index is unchanged).
     """
     chosen = current_settings()
-    index = indexing.build_index(
-        Path(seeds_dir), Path(index_dir), _encoder(chosen), full, progress, chosen.max_file_mb, chosen.store
-    )
+    encoder = _encoder(chosen)
+    address = ray_address or chosen.ray_address
+    if address:
+        from qa.cluster.ray_build import ray_build
+
+        with ray_build(address, encoder, chosen.model, chosen.cache_dir, progress) as cluster:
+            index = indexing.build_index(
+                Path(seeds_dir), Path(index_dir), encoder, full, None, chosen.max_file_mb, chosen.store, remote=cluster
+            )
+    else:
+        index = indexing.build_index(
+            Path(seeds_dir), Path(index_dir), encoder, full, progress, chosen.max_file_mb, chosen.store
+        )
     with _live_lock:
         serving = [live for live in _live.values() if live.index_dir.resolve() == index.path.parent.resolve()]
     for live in serving:  # answer from the new build at once, not after a background load

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from qa.config import Settings
+from qa.config import Settings, ray_address
 from qa.errors import QAError
 from qa.search.fusion import RETRIEVERS
 from qa.storage.manifest import SourceEntry
@@ -27,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--seeds", type=Path, help="seeds folder (default: QA_SEEDS or seeds/)")
     build.add_argument("--index", type=Path, help="index folder (default: QA_INDEX or index/)")
     build.add_argument("--full", action="store_true", help="re-embed every document")
+    build.add_argument(
+        "--ray",
+        metavar="auto|ADDRESS",
+        help="read, split and embed the new and changed files on this Ray cluster (default: QA_RAY_ADDRESS, else here)",
+    )
 
     ask = commands.add_parser("ask", help="answer a question with quotes from the sources")
     ask.add_argument("question")
@@ -151,6 +156,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings = replace(settings, seeds_dir=args.seeds)
     if getattr(args, "index", None):
         settings = replace(settings, index_dir=args.index)
+    if getattr(args, "ray", None):
+        settings = replace(settings, ray_address=ray_address("--ray", args.ray))
     return settings
 
 
@@ -176,7 +183,9 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     import qa
 
     with _progress_bar("embedding", "text") as progress:
-        index = qa.build_index(settings.seeds_dir, settings.index_dir, full=args.full, progress=progress)
+        index = qa.build_index(
+            settings.seeds_dir, settings.index_dir, full=args.full, progress=progress, ray_address=settings.ray_address
+        )
     report = index.report
     assert report is not None
     for skipped in report.skipped:

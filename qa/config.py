@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -70,6 +71,10 @@ class StoreSettings:
         return store
 
 
+# A Ray head node's address as `ray start --head` prints it: HOST:PORT (or "auto").
+RAY_ADDRESS = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(?P<port>[0-9]{1,5})$")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where things live and how retrieval behaves.
@@ -94,6 +99,9 @@ class Settings:
             Off by default: the shipped model is not yet good enough, and on
             questions worded in the asker's own words it abstains more often
             than the fusion alone (BENCHMARKS.md, "The answer verifier").
+        ray_address: build on this Ray cluster (QA_RAY_ADDRESS, `qa build --ray`):
+            "auto" or a head node's HOST:PORT; None builds here
+            (qa/cluster/ray_build.py).
     """
 
     seeds_dir: Path = Path("seeds")
@@ -107,10 +115,11 @@ class Settings:
     cache_dir: Path = Path.home() / ".cache" / "qa"
     verifier: bool = False
     store: StoreSettings = StoreSettings()
+    ray_address: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from QA_SEEDS, QA_INDEX, QA_MODEL, QA_MIN_CONFIDENCE, QA_QUERY_BACKEND, QA_MAX_FILE_MB, QA_CACHE, QA_VERIFIER, QA_STORE and QA_QDRANT_*.
+        """Build settings from QA_SEEDS, QA_INDEX, QA_MODEL, QA_MIN_CONFIDENCE, QA_QUERY_BACKEND, QA_MAX_FILE_MB, QA_CACHE, QA_VERIFIER, QA_STORE, QA_QDRANT_* and QA_RAY_ADDRESS.
 
         Raises:
             SettingsError: a value cannot be used; the message names the variable.
@@ -134,6 +143,8 @@ class Settings:
             settings = replace(settings, verifier=_switch("QA_VERIFIER", env["QA_VERIFIER"]))
         if env.get("QA_MAX_FILE_MB"):
             settings = replace(settings, max_file_mb=_megabytes("QA_MAX_FILE_MB", env["QA_MAX_FILE_MB"]))
+        if env.get("QA_RAY_ADDRESS"):
+            settings = replace(settings, ray_address=ray_address("QA_RAY_ADDRESS", env["QA_RAY_ADDRESS"]))
         return settings
 
 
@@ -143,6 +154,14 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     if env.get("QA_CACHE"):
         return Path(env["QA_CACHE"])
     return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qa"
+
+
+def ray_address(name: str, value: str) -> str:
+    """`value` if it is "auto" or a HOST:PORT; else a SettingsError naming `name` (a variable or an option)."""
+    match = RAY_ADDRESS.match(value)
+    if value == "auto" or (match and 0 < int(match["port"]) < 65536):
+        return value
+    raise SettingsError(f"{name}={value!r} is not auto or the HOST:PORT of a Ray head node (for example 10.0.0.5:6379)")
 
 
 def _switch(name: str, value: str) -> bool:

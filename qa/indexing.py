@@ -16,8 +16,9 @@ from typing import cast
 
 import numpy as np
 
+from qa.cluster import Remote
 from qa.config import DEFAULT_MAX_FILE_MB, StoreSettings
-from qa.embed.documents import EMBED_CHUNK, embed_passages, embed_sentences
+from qa.embed.documents import EMBED_CHUNK, EmbedHere, NewVectors
 from qa.embed.documents import Progress as Progress
 from qa.embed.encoder import Encoder
 from qa.errors import IndexMissingError, IndexWriteError, QAError, SeedsError
@@ -65,6 +66,7 @@ def build_index(
     progress: Progress | None = None,
     max_file_mb: float = DEFAULT_MAX_FILE_MB,
     store: StoreSettings | None = None,
+    remote: Remote | None = None,
 ) -> Index:
     """Index every readable seed; re-embed only sources that are new or changed unless `full`.
 
@@ -72,6 +74,9 @@ def build_index(
     Seed files over max_file_mb (MiB) are skipped unread. `store` says which
     engine holds the vectors (default: FAISS files in the build); a live
     index in another store is not reused, so switching stores rebuilds in full.
+    With `remote` (a Ray
+    cluster: qa/cluster/ray_build.py) the new and changed files are hashed
+    here but read, split and embedded there; the commit is this one.
 
     Raises:
         SeedsError: nothing in seeds_dir can be indexed.
@@ -80,7 +85,9 @@ def build_index(
     """
     try:
         with layout.build_lock(index_dir):
-            return _build_locked(seeds_dir, index_dir, encoder, full, progress, max_file_mb, store or StoreSettings())
+            return _build_locked(
+                seeds_dir, index_dir, encoder, full, progress, max_file_mb, store or StoreSettings(), remote
+            )
     except OSError as error:
         raise IndexWriteError(
             f"could not write the index in {index_dir} ({error.strerror or error}); the previous index is unchanged"
@@ -95,6 +102,7 @@ def _build_locked(
     progress: Progress | None,
     max_file_mb: float,
     store: StoreSettings,
+    remote: Remote | None = None,
 ) -> Index:
     live = layout.live_name(index_dir)
     layout.remove_leftovers(index_dir, live)
@@ -103,14 +111,22 @@ def _build_locked(
     # Files the live index holds unchanged are hashed, not extracted again.
     reusable = previous.sources if previous is not None else {}
     indexed = {source: entry.sha256 for source, entry in reusable.items()}
-    readable, skipped = read_sources(seeds_dir, max_file_mb, indexed)
+    readable, skipped = read_sources(seeds_dir, max_file_mb, indexed, extract=remote is None)
     if not readable:
         raise SeedsError(f"nothing to index in {seeds_dir}: {FORMATS_HINT}")
     plan = _Plan.of(readable, old_sources, previous)
     if plan.previous is None and any(source_file.reused for source_file in readable):
         # The live index cannot be reused after all: everything is extracted and embedded.
-        readable, skipped = read_sources(seeds_dir, max_file_mb)
+        readable, skipped = read_sources(seeds_dir, max_file_mb, extract=remote is None)
         plan = _Plan.of(readable, old_sources, None)
+    new: Tables | None = None
+    vectors: NewVectors = EmbedHere()
+    if remote is not None:  # the new files were read, split and embedded there
+        made = remote(plan.new_files, readable, skipped)
+        readable, skipped, plan.new_files = made.readable, made.skipped, made.new_files
+        new, vectors = made.tables, made.vectors
+        if not readable:
+            raise SeedsError(f"nothing to index in {seeds_dir}: {FORMATS_HINT}")
     report = BuildReport(skipped=skipped, full=plan.previous is None)
     for source_file in readable:
         same = _same(source_file, old_sources)
@@ -119,12 +135,13 @@ def _build_locked(
         )
     report.removed = sorted(set(old_sources) - {f.source for f in readable})
 
-    # Split one document at a time into columns: a document's records live only while it is added.
-    new = Tables.from_documents(split_document(source_file) for source_file in plan.new_files)
+    if new is None:
+        # Split one document at a time into columns: a document's records live only while it is added.
+        new = Tables.from_documents(split_document(source_file) for source_file in plan.new_files)
     with layout.BuildWriter(index_dir) as writer:
         served = ServedBuild.of(store, writer.token, writer.folder)
         try:
-            tables, segment = _write_segments(writer, plan, new, encoder, progress, served)
+            tables, segment = _write_segments(writer, plan, new, encoder, progress, vectors, served)
             report.embedded_sentences = len(new.sentences)
             report.embedded_passages = len(new.passages)
             manifest = _manifest(
@@ -195,6 +212,7 @@ def _write_segments(
     new: Tables,
     encoder: Encoder,
     progress: Progress | None,
+    vectors: NewVectors,
     served: ServedBuild | None = None,
 ) -> tuple[Tables, _Segments]:
     """Link the carried segments, write the new one (BM25, windows, texts) and assemble the vector stores."""
@@ -215,7 +233,15 @@ def _write_segments(
     if entries and not len(sentence_members) and not len(passage_members) and not member_sources:
         # Only removals: the carried segments hold everything, and no empty segment is written.
         stores = _embed(
-            previous, kept, kept_members, new, encoder, progress, None, (served, tables, entries) if served else None
+            previous,
+            kept,
+            kept_members,
+            new,
+            encoder,
+            progress,
+            None,
+            vectors,
+            (served, tables, entries) if served else None,
         )
         return tables, _Segments(stores, entries)
     name = f"segment-{writer.token}"
@@ -240,6 +266,7 @@ def _write_segments(
         encoder,
         progress,
         writer_of_windows,
+        vectors,
         (served, tables, entries) if served else None,
     )
     return tables, _Segments(stores, entries)
@@ -253,9 +280,12 @@ def _embed(
     encoder: Encoder,
     progress: Progress | None,
     windows: WindowWriter | None,
+    vectors: NewVectors,
     served: tuple[ServedBuild, Tables, list[SegmentEntry]] | None = None,
 ) -> dict[str, VectorStore]:
     """Embed the new records' sentences (with their word windows) and passages; join the kept ones' vectors.
+
+    `vectors` embeds them here (EmbedHere) or hands over those made elsewhere.
 
     The new segment's window vectors go to `windows` as they are made: first
     those of kept records that move into it, then the new sentences'. Only the
@@ -270,12 +300,12 @@ def _embed(
                 previous_rows = np.flatnonzero(previous.source_mask(only=frozenset(kept.sources)))[kept_members]
                 for first in range(0, len(previous_rows), EMBED_CHUNK):
                     windows.write(previous.windows.of_sentences(previous_rows[first : first + EMBED_CHUNK]))
-            sentence_vectors = embed_sentences(new, encoder, progress, windows)
+            sentence_vectors = vectors.sentences(new, encoder, progress, windows)
         except BaseException:
             windows.abandon()
             raise
         windows.close()
-    new_vectors = {"sentences": sentence_vectors, "passages": embed_passages(new, encoder, progress)}
+    new_vectors = {"sentences": sentence_vectors, "passages": vectors.passages(new, encoder, progress)}
     stores: dict[str, VectorStore] = {}
     if served is not None:
         qdrant, tables, entries = served

@@ -10,13 +10,13 @@ vector stores.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
 from qa.embed.encoder import Encoder
 from qa.split import word_windows
 from qa.storage.tables import Tables
-from qa.storage.windows import WindowWriter
 
 Progress = Callable[[int, int], None]
 # Sentences of more words than this get their word windows embedded as texts
@@ -26,6 +26,34 @@ Progress = Callable[[int, int], None]
 LONG_SENTENCE_WORDS = 40
 # Texts embedded per call.
 EMBED_CHUNK = 32_768
+
+
+class WindowSink(Protocol):
+    """Where word-window vectors go as they are made: a segment's file (qa/storage/windows.py WindowWriter) or a list."""
+
+    def write(self, vectors: np.ndarray) -> None: ...
+
+
+class NewVectors(Protocol):
+    """The vectors of a build's new records, in their row order: embedded here, or made elsewhere and handed over."""
+
+    def sentences(self, new: Tables, encoder: Encoder, progress: Progress | None, windows: WindowSink) -> np.ndarray:
+        """The new sentences' vectors; their word windows' vectors are written to `windows`, in sentence order."""
+        ...
+
+    def passages(self, new: Tables, encoder: Encoder, progress: Progress | None) -> np.ndarray:
+        """The new paragraphs' vectors."""
+        ...
+
+
+class EmbedHere:
+    """NewVectors made by this process's encoder: what a local build does."""
+
+    def sentences(self, new: Tables, encoder: Encoder, progress: Progress | None, windows: WindowSink) -> np.ndarray:
+        return embed_sentences(new, encoder, progress, windows)
+
+    def passages(self, new: Tables, encoder: Encoder, progress: Progress | None) -> np.ndarray:
+        return embed_passages(new, encoder, progress)
 
 
 def progress_of(progress: Progress | None, done: int, size: int, total: int) -> Progress | None:
@@ -39,7 +67,7 @@ def progress_of(progress: Progress | None, done: int, size: int, total: int) -> 
     return report
 
 
-def embed_sentences(new: Tables, encoder: Encoder, progress: Progress | None, windows: WindowWriter) -> np.ndarray:
+def embed_sentences(new: Tables, encoder: Encoder, progress: Progress | None, windows: WindowSink) -> np.ndarray:
     """The new sentences' vectors, in chunks; their word windows' vectors are written as each chunk is done.
 
     Windows are pooled from the sentence's own token vectors, except in a long

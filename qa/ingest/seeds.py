@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.config import DEFAULT_MAX_FILE_MB
@@ -53,6 +53,9 @@ class SourceFile:
     # but not extracted (`text` is empty, and so are title and pages); a build
     # keeps its records and its manifest entry instead.
     reused: bool = False
+    # The file's bytes, when it was read to be extracted elsewhere (a build on a
+    # Ray cluster, qa/cluster/ray_build.py): `text` is empty until extract_source runs.
+    data: bytes | None = field(default=None, repr=False)
 
 
 def discover(seeds_dir: Path) -> list[Path]:
@@ -140,6 +143,7 @@ def read_source(
     already_read: Mapping[str, str] | None = None,
     root: Path | None = None,
     indexed: Mapping[str, str] | None = None,
+    extract: bool = True,
 ) -> SourceFile | SkippedFile:
     """Read one seed file, or say why it cannot be indexed.
 
@@ -149,6 +153,8 @@ def read_source(
         root: seeds_dir resolved, when the caller reads many files.
         indexed: sha256 by source of what a live index holds; a file with the
             same bytes as there is not extracted again (SourceFile.reused).
+        extract: False leaves the text empty and keeps the bytes (SourceFile.data)
+            for extract_source to read elsewhere.
     """
     data = _read_bytes(seeds_dir, path, max_file_mb, root)
     if isinstance(data, SkippedFile):
@@ -156,11 +162,25 @@ def read_source(
     source, suffix = path.relative_to(seeds_dir).as_posix(), path.suffix.lower()
     sha256 = hashlib.sha256(data).hexdigest()
     if already_read and sha256 in already_read:
-        first = already_read[sha256]
-        return SkippedFile(source, f"same content as {first} (indexed once, cited as that file)", sha256, first)
+        return duplicate(source, sha256, already_read[sha256])
     if indexed and indexed.get(source) == sha256:
         # Parsing a PDF can take a second; a thousand unchanged ones should not delay adding one.
         return SourceFile(source, sha256, "", suffix.lstrip("."), reused=True)
+    if not extract:
+        return SourceFile(source, sha256, "", suffix.lstrip("."), data=data)
+    return extract_source(source, sha256, suffix, data)
+
+
+def duplicate(source: str, sha256: str, first: str) -> SkippedFile:
+    """Why `source` is skipped: it has the same bytes as `first`, read before it."""
+    return SkippedFile(source, f"same content as {first} (indexed once, cited as that file)", sha256, first)
+
+
+def extract_source(source: str, sha256: str, suffix: str, data: bytes) -> SourceFile | SkippedFile:
+    """The text a file's bytes are indexed from, or why they cannot be: the same wherever it runs.
+
+    `suffix` is the file's, lower case with its dot (".pdf").
+    """
     if not data:
         # One reason for every format, rather than each parser's own complaint about nothing.
         return SkippedFile(source, "is empty", sha256)
@@ -197,7 +217,10 @@ def _extracted_source(source: str, sha256: str, suffix: str, data: bytes) -> Sou
 
 
 def read_sources(
-    seeds_dir: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB, indexed: Mapping[str, str] | None = None
+    seeds_dir: Path,
+    max_file_mb: float = DEFAULT_MAX_FILE_MB,
+    indexed: Mapping[str, str] | None = None,
+    extract: bool = True,
 ) -> tuple[list[SourceFile], list[SkippedFile]]:
     """Every supported seed file, split into the readable ones and the skipped ones.
 
@@ -208,13 +231,17 @@ def read_sources(
     Args:
         max_file_mb: files larger than this (in MiB) are skipped without being read.
         indexed: sha256 by source of a live index's sources; files it holds unchanged are hashed, not extracted.
+        extract: False hashes every file and keeps the bytes of those to extract
+            (SourceFile.data) for a cluster to read; a duplicate is then judged
+            as if the file it repeats were readable (qa/cluster/ray_build.py
+            settles the case where it is not).
     """
     readable: list[SourceFile] = []
     skipped: list[SkippedFile] = []
     already_read: dict[str, str] = {}
     root = seeds_dir.resolve()
     for path in discover(seeds_dir):
-        result = read_source(seeds_dir, path, max_file_mb, already_read, root, indexed)
+        result = read_source(seeds_dir, path, max_file_mb, already_read, root, indexed, extract)
         if isinstance(result, SkippedFile):
             logger.warning("skipping %s: %s", result.source, result.reason)
             skipped.append(result)
