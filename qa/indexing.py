@@ -230,19 +230,14 @@ def _write_segments(
     # A source's text goes with its records: in a carried segment already, or in the new one.
     in_carried = set(np.unique(tables.passages["source"][tables.passages["segment"] < len(entries)]).tolist())
     member_sources = [source for number, source in enumerate(tables.sources) if number not in in_carried]
+
+    def embed(windows: WindowWriter | None) -> dict[str, VectorStore]:
+        served_by = (served, tables, entries) if served else None
+        return _embed(previous, kept, kept_members, new, encoder, progress, windows, vectors, served_by)
+
     if entries and not len(sentence_members) and not len(passage_members) and not member_sources:
         # Only removals: the carried segments hold everything, and no empty segment is written.
-        stores = _embed(
-            previous,
-            kept,
-            kept_members,
-            new,
-            encoder,
-            progress,
-            None,
-            vectors,
-            (served, tables, entries) if served else None,
-        )
+        stores = embed(None)
         return tables, _Segments(stores, entries)
     name = f"segment-{writer.token}"
     folder = writer.path(f"{segments.SEGMENTS}/{name}/{segments.TEXTS}").parent
@@ -258,17 +253,7 @@ def _write_segments(
     windows = int(tables.sentences["windows"][sentence_members].sum())
     entries.append(SegmentEntry(name, len(sentence_members), len(passage_members), windows))
     writer_of_windows = WindowWriter(folder / segments.WINDOWS, windows, encoder.fingerprint.dimension)
-    stores = _embed(
-        previous,
-        kept,
-        kept_members,
-        new,
-        encoder,
-        progress,
-        writer_of_windows,
-        vectors,
-        (served, tables, entries) if served else None,
-    )
+    stores = embed(writer_of_windows)
     return tables, _Segments(stores, entries)
 
 
