@@ -101,23 +101,34 @@ def _run_child(seeds: Path, index_dir: Path, ray_address: str | None, env: dict[
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def to_markdown(local: dict[str, Any], ray: dict[str, Any], command: str) -> str:
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median total time (the lower middle one of an even count)."""
+    ordered = sorted(runs, key=lambda run: float(run["total_s"]))
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def to_markdown(locals_: list[dict[str, Any]], rays: list[dict[str, Any]], command: str) -> str:
+    """The figures of interleaved local and Ray builds: median times, their ratio, the median Ray build's breakdown."""
+    local, ray = median_run(locals_), median_run(rays)
     ratio = ray["total_s"] / local["total_s"]
     nodes = ray["per_node"]
+    each = lambda runs: ", ".join(f"{run['total_s']:.1f}" for run in runs)  # noqa: E731
     lines = [
         f"Command: `{command}`",
         "",
         f"Full build of {local['sentences']:,} sentences on one machine of {os.cpu_count()} cores: locally, and through a "
-        "two-node loopback Ray cluster (one CPU each: two embedding actors of one torch thread) sharing those cores.",
+        "two-node loopback Ray cluster (one CPU each: two embedding actors of one torch thread) sharing those cores. "
+        f"{len(locals_)} builds of each, interleaved (local, Ray, local, ...), each in a fresh process; "
+        "the medians are reported.",
         "",
-        "| build | time (s) | sentences/s |",
-        "| --- | ---: | ---: |",
-        f"| local | {local['total_s']:.1f} | {local['sentences'] / local['total_s']:.1f} |",
-        f"| Ray | {ray['total_s']:.1f} | {ray['sentences'] / ray['total_s']:.1f} |",
+        "| build | median time (s) | sentences/s | every run (s) |",
+        "| --- | ---: | ---: | --- |",
+        f"| local | {local['total_s']:.1f} | {local['sentences'] / local['total_s']:.1f} | {each(locals_)} |",
+        f"| Ray | {ray['total_s']:.1f} | {ray['sentences'] / ray['total_s']:.1f} | {each(rays)} |",
         "",
-        f"Ray / local: **{ratio:.2f}×** (target ≤ 1.3×).",
+        f"Ray / local, medians: **{ratio:.2f}×** (target ≤ 1.3×).",
         "",
-        "Where the Ray build's time went (driver's wall clock unless summed):",
+        "Where the median Ray build's time went (driver's wall clock unless summed):",
         "",
         "| step | s |",
         "| --- | ---: |",
@@ -148,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--articles", type=int, help="only the first N articles (a smoke run)")
     parser.add_argument("--work", type=Path, help="where the corpus and indexes go (default: a temporary folder)")
     parser.add_argument("--cpus", type=int, default=1, help="CPUs each of the two nodes offers (default 1)")
+    parser.add_argument("--repeats", type=int, default=3, help="builds of each kind, interleaved (default 3)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seeds", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--index", type=Path, help=argparse.SUPPRESS)
@@ -157,21 +169,30 @@ def main(argv: list[str] | None = None) -> int:
         return _child(args)
     if args.squad is None or not args.squad.is_file():
         parser.error("--squad must name a SQuAD v1.1 JSON file")
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     work = args.work or Path(tempfile.mkdtemp(prefix="qa-ray-bench-"))
     documents, _ = load_squad(args.squad)
     chosen = dict(sorted(documents.items())[: args.articles]) if args.articles else documents
     write_corpus(chosen, work / "seeds")
     report = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-    report(f"{len(chosen)} articles in {work / 'seeds'}; local build")
-    local = _run_child(work / "seeds", work / "local-index", None, {})
-    report(f"local build: {local['total_s']:.1f} s; starting the loopback cluster")
-    with LoopbackCluster(cpus=args.cpus) as cluster:
-        ray = _run_child(work / "seeds", work / "ray-index", cluster.address, cluster.environment())
-    report(f"Ray build: {ray['total_s']:.1f} s")
+    report(f"{len(chosen)} articles in {work / 'seeds'}")
+    locals_: list[dict[str, Any]] = []
+    rays: list[dict[str, Any]] = []
+    for run in range(args.repeats):
+        locals_.append(_run_child(work / "seeds", work / f"local-index-{run}", None, {}))
+        report(f"local build {run + 1}: {locals_[-1]['total_s']:.1f} s")
+        # A cluster of its own for each Ray build (its start is not timed), so that no idle
+        # Ray process shares the cores with a local build.
+        with LoopbackCluster(cpus=args.cpus) as cluster:
+            rays.append(_run_child(work / "seeds", work / f"ray-index-{run}", cluster.address, cluster.environment()))
+        report(f"Ray build {run + 1}: {rays[-1]['total_s']:.1f} s")
     command = f"python -m qa.measure.ray_bench --squad {args.squad}" + (
         f" --articles {args.articles}" if args.articles else ""
     )
-    print(to_markdown(local, ray, command))
+    if args.repeats != 3:
+        command += f" --repeats {args.repeats}"
+    print(to_markdown(locals_, rays, command))
     return 0
 
 
