@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -457,7 +458,9 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         f"python -m qa bench {shlex.quote(str(args.squad))} --questions {args.questions} --copies {args.copies} --rounds {args.rounds}",
     )
     benchreport.plot_latency(results.latencies, args.plot)
-    benchreport.write_section(args.out, body + f"\n\n![answer() latency against corpus size]({args.plot.as_posix()})")
+    # The image is linked relative to the Markdown file, so the link works wherever the repository is read.
+    link = Path(os.path.relpath(args.plot.resolve(), args.out.resolve().parent)).as_posix()
+    benchreport.write_section(args.out, body + f"\n\n![answer() latency against corpus size]({link})")
     print(body)
     return 0
 

@@ -95,7 +95,8 @@ def test_bench_command_runs_every_measurement_on_a_tiny_corpus(capsys: pytest.Ca
     assert code == 0, err
     assert plot.read_bytes().startswith(b"\x89PNG")
     written = out_file.read_text(encoding="utf-8")
-    assert out.strip() in written and "latency.png" in written
+    assert out.strip() in written
+    assert "](docs/latency.png)" in written  # linked relative to the Markdown file
     rows = [line for line in out.splitlines() if line.startswith("| ")]
     # seed, the tiny corpus once and twice: the copies double its sentences.
     assert [row.split("|")[1].strip().split(", ")[0] for row in rows[1:4]] == ["seed", "SQuAD dev", "SQuAD dev ×2"]
