@@ -455,7 +455,8 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     )
     body = benchreport.to_markdown(
         results,
-        f"python -m qa bench {shlex.quote(str(args.squad))} --questions {args.questions} --copies {args.copies} --rounds {args.rounds}",
+        ("QA_VERIFIER=on " if settings.verifier else "")
+        + f"python -m qa bench {shlex.quote(str(args.squad))} --questions {args.questions} --copies {args.copies} --rounds {args.rounds}",
     )
     benchreport.plot_latency(results.latencies, args.plot)
     # The image is linked relative to the Markdown file, so the link works wherever the repository is read.

@@ -146,8 +146,8 @@ def encoder(qa_cache: Path) -> Encoder:
     finally:
         del os.environ["QA_CACHE"]
         qa.reload_settings()
-    encoder.model  # load now, so the cost is paid once and not inside a timed test
-    encoder.onnx_query  # export (or load) the question encoder once, too
+    _ = encoder.model  # load now, so the cost is paid once and not inside a timed test
+    _ = encoder.onnx_query  # export (or load) the question encoder once, too
     return encoder
 
 

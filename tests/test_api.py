@@ -29,7 +29,7 @@ def test_public_build_and_load_use_the_shared_encoder(
 
 
 def test_default_index_is_built_once_then_reused(configured: tuple[Path, Path]) -> None:
-    seeds_dir, index_dir = configured
+    _seeds_dir, index_dir = configured
     assert not index_dir.exists()
     hits = qa.retrieve("Who is Paul Knierim?", k=2)
     assert len(hits) == 2 and (index_dir / "CURRENT").is_file()

@@ -172,7 +172,7 @@ def test_a_linked_file_damaged_in_place_is_checked_and_not_carried(
     windows.write_bytes(bytes(data))
     stat = (first.path / "manifest.json").stat()
     os.utime(windows, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-    with pytest.raises(IndexCorruptError, match="windows.npy"):
+    with pytest.raises(IndexCorruptError, match=r"windows\.npy"):
         load_index(index_dir, encoder)
     write_docs(seeds, {"harbour.txt": HARBOUR})
     rebuilt = build_index(seeds, index_dir, encoder)

@@ -7,10 +7,16 @@ articles that `qa.measure.train_verifier` drew with the same seed and never
 trained on); odd-numbered SQuAD articles and the seed's dev sets are never
 asked. The questions are searched over the whole 48-article corpus `qa eval`
 uses (cached in `--work`), once as they are and once with their own article
-hidden, so that the best evidence left is on topic but does not answer.
-SelQA's held-aside questions cannot take part: they have no fusion to read
-(their candidates are a given section), and the confidence weighs the
-fusion's own confidence too.
+hidden, so that the best evidence left comes from elsewhere and does not answer.
+
+SQuAD's questions mostly reuse their article's words, so on them alone the fit
+learns to trust word overlap (the fusion's confidence) and hardly the
+verifier. SelQA's held-aside articles (also never trained on; about half their
+questions reworded away from the text, `is_paraphrase`) are therefore asked
+the same way: their sections are indexed as a corpus of their own (cached in
+`--work`/selqa-held-*), and each question is searched once as it is and once
+with every section of its article hidden. The fused weight is chosen on the
+answerable questions of both, and the confidence fitted on both.
 
 It prints the fitted `RerankPolicy` and what it does on that data, and
 changes nothing: the constants live in qa/verify/rerank.py.
@@ -21,13 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from qa.config import Settings
-from qa.measure.datasets import load_squad
+from qa.measure.datasets import EvalQuestion, load_selqa, load_squad, write_corpus
 from qa.measure.evaluate import (
     auroc,
     coverage_at_precision,
@@ -36,7 +43,7 @@ from qa.measure.evaluate import (
     prepare,
     rank_metrics,
 )
-from qa.measure.verifier_data import SQUAD_DEV, choose_split
+from qa.measure.verifier_data import SELQA, SQUAD_DEV, choose_split
 from qa.reader.index import Index
 from qa.search.candidates import gather_candidates
 from qa.search.confidence import confidence, confidence_features
@@ -58,21 +65,78 @@ class Case:
     rest_hits: list[bool]  # the candidates below the reread ones, in the fusion's order
     answerable: bool
     fusion_confidence: float
+    question_id: str = ""
 
 
-def squad_cases(index: Index, verifier: Verifier, questions: list, depth: int, hide: bool) -> list[Case]:
+Hide = Callable[[EvalQuestion], dict]
+
+
+def hide_own_source(question: EvalQuestion) -> dict:
+    """gather_candidates' arguments that hide the question's own document (a SQuAD article)."""
+    return {"exclude_source": question.source}
+
+
+def search_cases(
+    index: Index, verifier: Verifier, questions: list[EvalQuestion], depth: int, hide: Hide | None = None
+) -> list[Case]:
+    """Each question searched with the fusion and its best `depth` candidates reread; `hide` makes it unanswerable."""
     cases = []
     for question in questions:
         query, tokens, _ = encode_question(index, question.question)
-        found = gather_candidates(index, query, tokens, 50, exclude_source=question.source if hide else None)
+        found = gather_candidates(index, query, tokens, 50, **(hide(question) if hide else {}))
+        if not len(found.rows):  # nothing left to search: "not found" for certain, nothing to learn from
+            continue
         fused = fused_scores(found, FusionWeights())
         prior = confidence(confidence_features(index, found, tokens, fused))
         order = np.argsort(-fused, kind="stable")
         texts = [index.sentences[int(found.rows[i])].text for i in order]
         hits = [holds_answer(text, question.answers) for text in texts]
         logits = verifier.logits([question.question] * min(depth, len(texts)), texts[:depth])
-        cases.append(Case(fused[order[:depth]], logits, np.asarray(hits[:depth]), hits[depth:], not hide, prior))
+        cases.append(
+            Case(fused[order[:depth]], logits, np.asarray(hits[:depth]), hits[depth:], hide is None, prior, question.id)
+        )
     return cases
+
+
+@dataclass
+class HeldSelqa:
+    """The held-aside SelQA articles' sections indexed as one corpus, and their questions."""
+
+    index: Index
+    questions: list[EvalQuestion]
+    article_of: dict[str, str]  # each section's (source's) article
+    reworded: set[str]  # ids of the questions marked `is_paraphrase`
+
+    def hide_article(self, question: EvalQuestion) -> dict:
+        """gather_candidates' arguments that hide every section of the question's article."""
+        article = self.article_of[question.source]
+        return {"only": frozenset(source for source, other in self.article_of.items() if other != article)}
+
+
+def held_selqa(data_dir: Path, held_articles: list[str], work: Path) -> HeldSelqa:
+    """Index the sections of the held-aside SelQA articles (cached in `work`) and gather their questions."""
+    import qa
+
+    paths = [data_dir / name for name in SELQA]
+    items = {
+        f"{path.stem}-{number}": item
+        for path in paths
+        for number, item in enumerate(json.loads(path.read_text(encoding="utf-8")))
+    }
+    held = set(held_articles)
+    documents, questions = load_selqa(paths)
+    questions = [q for q in questions if items[q.id]["article"] in held]
+    source_of = {text.split("\n", 1)[0]: name for name, text in documents.items()}
+    # Every section of a held article, asked about or not, so that hiding an article hides all of it.
+    article_of = {
+        source_of[f"{item['article']} - {item['section']}"]: item["article"]
+        for item in items.values()
+        if item["article"] in held
+    }
+    write_corpus({source: documents[source] for source in sorted(article_of)}, work / "selqa-held-seeds")
+    index = qa.build_index(work / "selqa-held-seeds", work / "selqa-held-index")
+    reworded = {q.id for q in questions if items[q.id].get("is_paraphrase")}
+    return HeldSelqa(index, questions, article_of, reworded)
 
 
 def ordered(case: Case, policy: RerankPolicy) -> tuple[np.ndarray, np.ndarray]:
@@ -137,10 +201,13 @@ def main(argv: list[str] | None = None) -> int:
         "--work", type=Path, default=Path(".cache/squad"), help="the SQuAD corpus and index qa eval caches"
     )
     parser.add_argument("--seed", type=int, default=0, help="the seed train_verifier drew its held-aside split with")
+    parser.add_argument(
+        "--held-squad-articles", type=int, default=4, help="even dev articles train_verifier held aside (its default)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
-    split = choose_split(args.data_dir, args.seed)
+    split = choose_split(args.data_dir, args.seed, args.held_squad_articles)
     held_positions = set(split.squad_dev_held)
     assert all(position % 2 == 0 for position in held_positions), "held-aside SQuAD articles must be even"
     index, questions = prepare(args.data_dir / SQUAD_DEV, Settings(), args.work)
@@ -148,25 +215,46 @@ def main(argv: list[str] | None = None) -> int:
     held_questions = [q for q in questions if order[q.source] in held_positions]
     verifier = load_verifier()
     depth = RerankPolicy().depth
-    own = squad_cases(index, verifier, held_questions, depth, hide=False)
-    hidden = squad_cases(index, verifier, held_questions, depth, hide=True)
+    squad_own = search_cases(index, verifier, held_questions, depth)
+    squad_hidden = search_cases(index, verifier, held_questions, depth, hide_own_source)
+    selqa = held_selqa(args.data_dir, split.selqa_held, args.work)
+    selqa_own = search_cases(selqa.index, verifier, selqa.questions, depth)
+    selqa_hidden = search_cases(selqa.index, verifier, selqa.questions, depth, selqa.hide_article)
+    own = squad_own + selqa_own
+    everything = own + squad_hidden + selqa_hidden
 
     weight, mrr = best_fused_weight(own, RerankPolicy())
     base = RerankPolicy(fused_weight=weight)
-    rows, labels = features(own + hidden, base)
+    rows, labels = features(everything, base)
     policy = fit_confidence(rows, labels, base)
-    unanswerable = np.asarray([not case.answerable for case in own + hidden])
     fusion_only = replace(policy, intercept=0.0, top_logit=0.0, margin=0.0, fusion_logit=1.0)
-    figures = {
-        "split": split.to_dict(),
-        "questions": len(held_questions),
-        "fused_weight_mrr@10": mrr,
-        "fusion_order": rank_metrics([[bool(h) for h in c.hits] + c.rest_hits for c in own]),
-        "reranked": rank_metrics([list(ordered(c, policy)[0]) + c.rest_hits for c in own]),
-        "policy": policy.__dict__,
-        "verified": report("verifier and fusion", rows, labels, policy, unanswerable),
-        "fusion_alone": report("fusion's confidence", rows, labels, fusion_only, unanswerable),
+    sets = {
+        "SQuAD held-aside articles": (squad_own, squad_hidden),
+        "SelQA held-aside articles": (selqa_own, selqa_hidden),
+        "SelQA held-aside, reworded only": (
+            [c for c in selqa_own if c.question_id in selqa.reworded],
+            [c for c in selqa_hidden if c.question_id in selqa.reworded],
+        ),
     }
+    figures: dict = {
+        "split": split.to_dict(),
+        "questions": {
+            "squad": len(held_questions),
+            "selqa": len(selqa.questions),
+            "selqa_reworded": len(selqa.reworded),
+        },
+        "fused_weight_mrr@10": mrr,
+        "policy": policy.__dict__,
+    }
+    for name, (answerable, hidden) in sets.items():
+        set_rows, set_labels = features(answerable + hidden, base)
+        unanswerable = np.asarray([not case.answerable for case in answerable + hidden])
+        figures[name] = {
+            "fusion_order": rank_metrics([[bool(h) for h in c.hits] + c.rest_hits for c in answerable]),
+            "reranked": rank_metrics([list(ordered(c, policy)[0]) + c.rest_hits for c in answerable]),
+            "verified": report("verifier and fusion", set_rows, set_labels, policy, unanswerable),
+            "fusion_alone": report("fusion's confidence", set_rows, set_labels, fusion_only, unanswerable),
+        }
     text = json.dumps(figures, indent=2)
     print(text)
     print(f"\nRerankPolicy({', '.join(f'{k}={v!r}' for k, v in policy.__dict__.items())})", file=sys.stderr)

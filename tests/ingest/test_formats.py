@@ -94,7 +94,7 @@ def test_source_text_survives_reload_and_incremental_build(
     assert {s: loaded.source_text(s) for s in loaded.sources} == {s: index.source_text(s) for s in index.sources}
     assert index.source_text("notes.txt") == (seeds_dir / "notes.txt").read_text(encoding="utf-8")
     assert PDF_PAGE_TWO in index.source_text("report.pdf")
-    with pytest.raises(KeyError, match="locked.pdf"):
+    with pytest.raises(KeyError, match=r"locked\.pdf"):
         index.source_text("locked.pdf")
     again = qa.indexing.build_index(seeds_dir, index_dir, encoder)
     assert again.report is not None and again.report.embedded_sentences == 0

@@ -8,12 +8,7 @@ card. It proves the command works; the shipped model's quality is in its card.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 from qa.measure import train_verifier
 from qa.measure.verifier_data import choose_split, load_groups, mining_corpus
@@ -81,7 +76,7 @@ def test_a_negative_holding_the_answer_is_left_out(tmp_path: Path) -> None:
     data = write_data(tmp_path / "data")
     train, held = load_groups(data, choose_split(data, 0, squad_articles=1))
     for group in train + held:
-        for sentence, label in zip(group.sentences, group.labels):
+        for sentence, label in zip(group.sentences, group.labels, strict=True):
             if label == 0 and group.answers:
                 assert not any(a.lower() in sentence.lower() for a in group.answers)
 

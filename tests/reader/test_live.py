@@ -144,7 +144,7 @@ def test_a_damaged_index_is_rebuilt_from_the_seeds_and_says_so(live_env: Path, e
     damaged = build_index(live_env, index_dir, encoder)
     faiss_file = damaged.path / "sentences.faiss"
     faiss_file.write_bytes(faiss_file.read_bytes()[: faiss_file.stat().st_size // 2])
-    with pytest.raises(qa.IndexCorruptError, match="sentences.faiss is missing or corrupt"):
+    with pytest.raises(qa.IndexCorruptError, match=r"sentences\.faiss is missing or corrupt"):
         qa.load_index(index_dir)
 
     live = qa.live_index()

@@ -15,9 +15,9 @@ from conftest import SEEDS
 import qa
 from qa.reader.index import Index
 from qa.records import Citation, Hit
-from qa.search.lexical_hits import top_rows
 from qa.search.confidence import ConfidenceModel, confidence
 from qa.search.fusion import FusionWeights, fuse
+from qa.search.lexical_hits import top_rows
 from qa.search.question import prepare_question
 
 DevResults = dict[str, tuple[list[Hit], qa.Answer]]

@@ -229,7 +229,7 @@ def test_a_server_that_never_answers_times_out(both: tuple[Index, Index, StoreSe
 def _ask(index: Index, outcome: list[BaseException]) -> None:
     try:
         search(index, QUESTIONS[0], 3)
-    except BaseException as error:  # handed to the test's thread
+    except BaseException as error:  # noqa: BLE001 - handed to the test's thread
         outcome.append(error)
 
 

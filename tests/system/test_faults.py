@@ -243,7 +243,7 @@ def test_second_build_while_one_runs_is_refused(small_copy: tuple[Path, Path], e
     def first_build() -> None:
         try:
             outcome["index"] = build_index(seeds_dir, index_dir, SlowEncoder(encoder))  # type: ignore[arg-type]
-        except BaseException as error:  # surfaced by the assertions below
+        except BaseException as error:  # noqa: BLE001 - surfaced by the assertions below
             outcome["error"] = error
 
     thread = threading.Thread(target=first_build)

