@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import Settings
+from qa.measure.calibrate_selqa import selqa_items
 from qa.measure.datasets import EvalQuestion, load_selqa, load_squad, write_corpus
 from qa.measure.evaluate import (
     auroc,
@@ -118,11 +119,7 @@ def held_selqa(data_dir: Path, held_articles: list[str], work: Path) -> HeldSelq
     import qa
 
     paths = [data_dir / name for name in SELQA]
-    items = {
-        f"{path.stem}-{number}": item
-        for path in paths
-        for number, item in enumerate(json.loads(path.read_text(encoding="utf-8")))
-    }
+    items = selqa_items(paths)
     held = set(held_articles)
     documents, questions = load_selqa(paths)
     questions = [q for q in questions if items[q.id]["article"] in held]
