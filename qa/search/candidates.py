@@ -12,16 +12,11 @@ import numpy as np
 from qa.reader.index import Index
 from qa.search.followup import Carry, repeat_penalty
 from qa.search.lexical_hits import LexicalHits, lexical_hits
-from qa.storage.vectors import VectorStore
+from qa.storage.vectors import Scope, VectorStore
 
 # Sentences of this many best paragraphs (by each retriever) join the
 # candidates, so a sentence that only makes sense in its paragraph can win.
 _PASSAGE_CANDIDATES = 10
-
-
-# In an approximate store, a restriction to at most this many records is
-# searched exactly over their own vectors: the lists probed may miss them.
-_EXACT_SCOPE = 20_000
 
 
 def _dense_keys(
@@ -32,22 +27,10 @@ def _dense_keys(
     count: int,
     sources: tuple[str | None, frozenset[str] | None],
 ) -> np.ndarray:
-    """Keys of the `count` records nearest the query, only among the `allowed` rows when given.
-
-    A Qdrant store filters by the `sources` (excluded, only) the mask was made from.
-    """
+    """Keys of the `count` records nearest the query, only among the `allowed` rows (made from `sources`) when given."""
     if allowed is None:
         return store.search(query, count)[1]
-    if store.kind == "qdrant":
-        from qa.storage.qdrant import QdrantStore, SourceFilter
-
-        assert isinstance(store, QdrantStore)
-        return store.search(query, count, sources=SourceFilter(*sources))[1]
-    if store.kind != "exact" and int(allowed.sum()) <= _EXACT_SCOPE:
-        kept = keys[allowed]
-        scores = store.vectors(kept) @ query
-        return kept[np.argsort(-scores, kind="stable")[:count]]
-    return store.search(query, count, exclude=keys[~allowed])[1]
+    return store.search_within(query, count, Scope(keys, allowed, *sources))[1]
 
 
 def _divided_by_max(part: np.ndarray, hits: LexicalHits) -> np.ndarray:

@@ -42,6 +42,7 @@ from qa.config import StoreSettings
 from qa.errors import IndexWriteError, StoreUnavailableError
 from qa.storage.lexical import LexicalIndex
 from qa.storage.tables import Tables
+from qa.storage.vectors import Scope
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,10 @@ class QdrantStore:
                 f"the Qdrant store at {where(self.settings)} did not answer while {doing} "
                 f"(collection {self.collection}: {error}); check that the server is up and QA_QDRANT_URL is right"
             ) from error
+
+    def search_within(self, query: np.ndarray, k: int, scope: Scope) -> tuple[np.ndarray, np.ndarray]:
+        """The k best (cosines, keys) from the scope's sources, filtered by Qdrant on the points' payload."""
+        return self.search(query, k, sources=SourceFilter(scope.exclude_source, scope.only))
 
     def search(
         self, query: np.ndarray, k: int, exclude: np.ndarray | None = None, sources: SourceFilter | None = None

@@ -14,6 +14,7 @@ only the lists nearest to it. `qa info` says which one an index uses, and
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,6 +25,26 @@ import numpy as np
 def vector_key(record_id: str) -> int:
     """The int64 key of a 16-hex-digit record id (its first 60 bits, always positive)."""
     return int(record_id[:15], 16)
+
+
+# In an approximate store, a restriction to at most this many records is
+# searched exactly over their own vectors: the lists probed may miss them.
+EXACT_SCOPE = 20_000
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A question restricted to some records: the mask over the store's keys, and the sources it was made from.
+
+    Each store takes what it searches by: the FAISS stores the keys (`keys`,
+    aligned with `allowed`), a Qdrant store the sources (all but
+    `exclude_source`, and only `only` when given).
+    """
+
+    keys: np.ndarray
+    allowed: np.ndarray
+    exclude_source: str | None = None
+    only: frozenset[str] | None = None
 
 
 class VectorStore(Protocol):
@@ -44,6 +65,8 @@ class VectorStore(Protocol):
     def vectors(self, keys: np.ndarray) -> np.ndarray: ...
 
     def search(self, query: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def search_within(self, query: np.ndarray, k: int, scope: Scope) -> tuple[np.ndarray, np.ndarray]: ...
 
     def save(self, path: Path) -> str: ...
 
@@ -183,6 +206,19 @@ class FaissStore:
         scores, keys = self._index.search(np.ascontiguousarray(query[None, :], dtype=np.float32), k, params=params)
         keep = keys[0] >= 0
         return scores[0][keep], keys[0][keep]
+
+    def search_within(self, query: np.ndarray, k: int, scope: Scope) -> tuple[np.ndarray, np.ndarray]:
+        """The k best (scores, keys) among the scope's allowed keys, best first.
+
+        An approximate store searches a small scope exactly over its own
+        vectors (the lists probed may miss them), a larger one skipping the rest.
+        """
+        if self.kind != "exact" and int(scope.allowed.sum()) <= EXACT_SCOPE:
+            kept = scope.keys[scope.allowed]
+            scores = self.vectors(kept) @ query
+            order = np.argsort(-scores, kind="stable")[:k]
+            return scores[order], kept[order]
+        return self.search(query, k, exclude=scope.keys[~scope.allowed])
 
     def save(self, path: Path) -> str:
         """Write the store to `path` in FAISS's own format; returns the file's sha256, taken as it is written.
