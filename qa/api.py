@@ -166,7 +166,7 @@ def retrieve(
     history: History | None = None,
     sources: Sequence[str] | str | None = None,
 ) -> list[Hit]:
-    """Sentence-level hits for the question, best first (reread by the answer verifier when QA_VERIFIER=on).
+    """Sentence-level hits for the question, best first (reread by the answer verifier unless QA_VERIFIER=off).
 
     Args:
         history: earlier turns of a conversation, oldest first: Turn records or

@@ -233,6 +233,7 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
     if args.k < 1:
         raise qa.BadQuestionError("--k must be at least 1")
     index = qa.load_index(settings.index_dir)
+    verifier = qa.api.verifier()  # loaded and checked once, before the first question
     interactive = sys.stdin.isatty()
     history: list[Turn] = []
     while True:
@@ -249,6 +250,7 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
                 k=args.k,
                 min_confidence=settings.min_confidence,
                 candidates=settings.candidates,
+                verifier=verifier,
                 history=history,
                 sources=args.source,
             )
@@ -336,7 +338,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.standalone:
         from qa.measure.followups import standalone_check
 
-        check = standalone_check(index, chosen, settings.min_confidence, settings.candidates)
+        check = standalone_check(index, chosen, settings.min_confidence, settings.candidates, qa.api.verifier())
         print(json.dumps(check, indent=2) if args.json else _format_standalone(check))
     return 0
 
@@ -367,9 +369,13 @@ def _eval_followups(args: argparse.Namespace, settings: Settings) -> int:
     if not pairs:
         raise qa.QAError(f"{args.file} holds no follow-up pairs")
     with _progress_bar("asking", "pair") as progress:
-        figures = followups.evaluate_followups(index, pairs, settings.min_confidence, settings.candidates, progress)
+        figures = followups.evaluate_followups(
+            index, pairs, settings.min_confidence, settings.candidates, progress, qa.api.verifier()
+        )
     if args.latency:
-        figures["latency"] = followups.history_latency(index, pairs, args.latency, settings.candidates)
+        figures["latency"] = followups.history_latency(
+            index, pairs, args.latency, settings.candidates, qa.api.verifier()
+        )
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
@@ -455,7 +461,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     )
     body = benchreport.to_markdown(
         results,
-        ("QA_VERIFIER=on " if settings.verifier else "")
+        ("" if settings.verifier else "QA_VERIFIER=off ")
         + f"python -m qa bench {shlex.quote(str(args.squad))} --questions {args.questions} --copies {args.copies} --rounds {args.rounds}",
     )
     benchreport.plot_latency(results.latencies, args.plot)

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from qa.reader.index import Index
 from qa.records import Answer, Hit, Quote
+from qa.search.confidence import FUSION_ANSWER_AT, FUSION_UNSURE_AT
 from qa.search.followup import History
 from qa.search.ranking import Retrieval, search
 from qa.verify.rerank import PairScorer
@@ -20,14 +21,6 @@ from qa.verify.rerank import PairScorer
 QUOTE_MARGIN = 0.9
 NOT_FOUND = "Not found in the sources."
 UNSURE = "The closest sentence, which may not answer it:"
-# Confidences are calibrated probabilities that the top sentence answers. From
-# 0.2 up to the answer threshold (QA_MIN_CONFIDENCE, 0.5) the closest sentence
-# is shown as one that may not answer ("unsure") rather than hidden behind
-# "not found". On the seed's reworded questions (dev_seed_paraphrase.jsonl,
-# measured, not fitted on) 5 of the 8 unsure answers put the right sentence
-# first; on SQuAD questions, half of them with their article hidden, far fewer
-# do (10% of the fusion's, 52% with the verifier, on its held-aside articles).
-UNSURE_CONFIDENCE = 0.2
 
 
 def _adjacent(first: Hit, second: Hit) -> bool:
@@ -70,7 +63,7 @@ def answer_question(
     index: Index,
     question: str,
     k: int = 3,
-    min_confidence: float = 0.5,
+    min_confidence: float | None = None,
     candidates: int = 50,
     verifier: PairScorer | None = None,
     history: History | None = None,
@@ -79,30 +72,37 @@ def answer_question(
     """Quote the sentences that answer the question, or abstain and list related ones; names the build used.
 
     `history` and `sources` go to search(): earlier turns and a restriction to some documents.
+    `min_confidence` None answers from the confidence model's own threshold (answer_from).
     """
     retrieval = search(index, question, k=k, candidates=candidates, history=history, sources=sources, verifier=verifier)
     answer = answer_from(question, retrieval, min_confidence)
     return replace(answer, build=index.path.name)
 
 
-def answer_status(confidence: float, min_confidence: float = 0.5, unsure_confidence: float = UNSURE_CONFIDENCE) -> str:
+def answer_status(
+    confidence: float, min_confidence: float = FUSION_ANSWER_AT, unsure_confidence: float = FUSION_UNSURE_AT
+) -> str:
     """ "answered" at or above min_confidence, "unsure" at or above unsure_confidence, else "not_found"."""
     if confidence >= min_confidence:
         return "answered"
     return "unsure" if confidence >= min(unsure_confidence, min_confidence) else "not_found"
 
 
-def answer_from(question: str, retrieval: Retrieval, min_confidence: float = 0.5) -> Answer:
+def answer_from(question: str, retrieval: Retrieval, min_confidence: float | None = None) -> Answer:
     """The answer a retrieval supports: quotes when it is confident enough, else related hits.
 
-    Below the threshold but not far below it, the answer is "unsure": it has no
-    quotes, and its first related hit is the closest sentence, shown as one
-    that may not answer the question.
+    "Confident enough" is the retrieval's own threshold (`answer_at`: the
+    fusion's 0.5, or the verifier's RerankPolicy.answer_at) unless
+    `min_confidence` (QA_MIN_CONFIDENCE) sets one. Below it but not far below
+    (from `unsure_at`), the answer is "unsure": it has no quotes, and its first
+    related hit is the closest sentence, shown as one that may not answer.
     """
     hits = retrieval.hits
-    status = answer_status(retrieval.confidence, min_confidence) if hits else "not_found"
+    threshold = retrieval.answer_at if min_confidence is None else min_confidence
+    status = answer_status(retrieval.confidence, threshold, retrieval.unsure_at) if hits else "not_found"
     if status != "answered":
         return Answer(question, False, round(retrieval.confidence, 4), [], hits, retrieval.notes, status=status)
-    chosen = [hits[0]] + [hit for hit in hits[1:] if hit.score >= QUOTE_MARGIN * hits[0].score]
+    # A sentence with no score (never reread by the verifier) is never quoted beside the best.
+    chosen = [hits[0]] + [hit for hit in hits[1:] if hit.score > 0 and hit.score >= QUOTE_MARGIN * hits[0].score]
     related = [hit for hit in hits if hit not in chosen]
     return Answer(question, True, round(retrieval.confidence, 4), make_quotes(chosen), related, retrieval.notes)

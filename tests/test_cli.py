@@ -187,6 +187,20 @@ def test_chat_keeps_the_history_and_survives_bad_input(
     assert "Scissors" not in out  # the empty line ended the chat
 
 
+def test_chat_answers_a_first_question_as_ask_does(
+    index_dir: str, monkeypatch: pytest.MonkeyPatch, capsys: Captured
+) -> None:
+    import io
+
+    question = "Where is fentanyl produced?"
+    code, asked, _ = run(capsys, "ask", question, "--index", index_dir)
+    assert code == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO(question + "\n"))
+    code, chatted, _ = run(capsys, "chat", "--index", index_dir)
+    # The same path, the answer verifier included: the same quotes and the same confidence.
+    assert code == 0 and chatted.strip() == asked.strip()
+
+
 def test_ask_with_a_source_that_matches_nothing_names_it(index_dir: str, capsys: Captured) -> None:
     code, _, err = run(capsys, "ask", "Who is Paul Knierim?", "--index", index_dir, "--source", "*.pdf")
     assert code == 1

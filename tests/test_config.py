@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.config import DEFAULT_MAX_FILE_MB, DEFAULT_MIN_CONFIDENCE, Settings
+from qa.config import DEFAULT_MAX_FILE_MB, Settings
 from qa.errors import SettingsError
 
 
@@ -14,7 +14,7 @@ def test_defaults_without_variables() -> None:
     settings = Settings.from_env({})
     assert settings == Settings()
     assert (settings.seeds_dir, settings.index_dir, settings.model) == (Path("seeds"), Path("index"), None)
-    assert settings.min_confidence == DEFAULT_MIN_CONFIDENCE
+    assert settings.min_confidence is None  # each confidence model's own threshold
 
 
 def test_variables_override_defaults() -> None:
@@ -46,8 +46,8 @@ def test_max_file_mb_must_be_a_positive_number(value: str) -> None:
         Settings.from_env({"QA_MAX_FILE_MB": value})
 
 
-def test_the_verifier_is_off_unless_switched_on() -> None:
-    assert Settings.from_env({}).verifier is False
+def test_the_verifier_is_on_unless_switched_off() -> None:
+    assert Settings.from_env({}).verifier is True
     assert Settings.from_env({"QA_VERIFIER": "on"}).verifier is True
     assert Settings.from_env({"QA_VERIFIER": "OFF"}).verifier is False
     assert Settings.from_env({"QA_VERIFIER": "1"}).verifier is True

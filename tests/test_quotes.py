@@ -11,11 +11,14 @@ import pytest
 from conftest import REPO, SEED_NAME, SEEDS
 
 import qa
-from qa.quotes import NOT_FOUND, UNSURE, UNSURE_CONFIDENCE, answer_from, answer_question, answer_status, make_quotes
+from qa.quotes import NOT_FOUND, UNSURE, answer_from, answer_question, answer_status, make_quotes
 from qa.reader.index import Index
 from qa.records import Answer, Citation, Hit, Quote, format_citation
 from qa.render.text import format_text
+from qa.search.confidence import FUSION_ANSWER_AT, FUSION_UNSURE_AT
 from qa.search.ranking import Retrieval, search
+from qa.verify.rerank import RerankPolicy
+from qa.verify.scorer import load_verifier
 
 DevResults = dict[str, tuple[list[Hit], Answer]]
 
@@ -39,7 +42,12 @@ def make_hit(
         id=f"{source}:{sentence}",
         text=sentence,
         location=Citation(
-            source, context_start + offset, context_start + offset + len(sentence), "Part one", paragraph, paragraph + 1,
+            source,
+            context_start + offset,
+            context_start + offset + len(sentence),
+            "Part one",
+            paragraph,
+            paragraph + 1,
             page,
         ),
         score=score,
@@ -127,8 +135,7 @@ def test_citations_name_file_paragraph_and_line(dev_results: DevResults, seed_in
     for record in [*quotes, *related]:
         section = f' § "{record.section}"' if record.section else ""
         assert record.citation == (
-            f"{SEED_NAME}{section}, paragraph {record.paragraph}, line {record.line}, "
-            f"chars {record.start}-{record.end}"
+            f"{SEED_NAME}{section}, paragraph {record.paragraph}, line {record.line}, chars {record.start}-{record.end}"
         )
         # The numbers are right, not just present.
         assert source_text.count("\n", 0, record.start) + 1 == record.line
@@ -279,9 +286,29 @@ def test_format_text_not_found_lists_closest_passages() -> None:
 
 def test_status_bands_follow_the_thresholds() -> None:
     assert answer_status(0.5) == "answered" and answer_status(0.49) == "unsure"
-    assert answer_status(UNSURE_CONFIDENCE) == "unsure" and answer_status(UNSURE_CONFIDENCE - 0.01) == "not_found"
+    assert answer_status(FUSION_UNSURE_AT) == "unsure" and answer_status(FUSION_UNSURE_AT - 0.01) == "not_found"
     assert answer_status(0.1, min_confidence=0.05) == "answered"  # a threshold below the band has no band
     assert answer_status(0.9, min_confidence=1.5) == "unsure"
+
+
+def test_the_answer_threshold_is_the_retrievals_own_unless_one_is_given() -> None:
+    hits = [make_hit("Alpha one.", 0.4), make_hit("Beta two.", 0.3)]
+    verified = Retrieval(hits, 0.3, answer_at=0.25, unsure_at=0.1)  # as the verifier's RerankPolicy sets them
+    assert answer_from("Q?", verified).status == "answered"
+    assert answer_from("Q?", Retrieval(hits, 0.3)).status == "unsure"  # the fusion's 0.5 and 0.2
+    assert answer_from("Q?", Retrieval(hits, 0.12, answer_at=0.25, unsure_at=0.1)).status == "unsure"
+    assert answer_from("Q?", Retrieval(hits, 0.09, answer_at=0.25, unsure_at=0.1)).status == "not_found"
+    # QA_MIN_CONFIDENCE (min_confidence) wins over either model's own threshold.
+    assert answer_from("Q?", verified, min_confidence=0.5).status == "unsure"
+    assert answer_from("Q?", Retrieval(hits, 0.3), min_confidence=0.3).status == "answered"
+
+
+def test_a_verified_retrieval_carries_the_verifiers_thresholds(seed_index: Index) -> None:
+    policy = RerankPolicy()
+    verified = search(seed_index, "Who is Kirsten Madison?", verifier=load_verifier())
+    assert (verified.answer_at, verified.unsure_at) == (policy.answer_at, policy.unsure_at)
+    fused = search(seed_index, "Who is Kirsten Madison?")
+    assert (fused.answer_at, fused.unsure_at) == (FUSION_ANSWER_AT, FUSION_UNSURE_AT)
 
 
 def test_an_unsure_answer_has_no_quotes_and_puts_the_closest_sentence_first() -> None:
@@ -335,3 +362,9 @@ def test_reworded_questions_are_answered_or_shown_as_unsure(seed_index: Index) -
     assert answered_right >= PARAPHRASES_ANSWERED_RIGHT
     assert shown_right >= PARAPHRASES_SHOWN_RIGHT
     assert held_back >= PARAPHRASES_UNANSWERABLE_HELD_BACK
+
+
+def test_a_sentence_without_a_score_is_never_quoted_beside_the_best() -> None:
+    hits = [make_hit("Alpha one.", 0.0), make_hit("Beta two.", 0.0)]
+    answer = answer_from("Q?", Retrieval(hits, 0.9))
+    assert [quote.text for quote in answer.quotes] == ["Alpha one."]

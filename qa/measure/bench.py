@@ -55,7 +55,7 @@ class Latency:
 
 def answer_latency(index: Index, questions: list[str]) -> Latency:
     """Time qa's answer step per question after one untimed warm-up call, as qa.answer runs it under the
-    current settings (with the answer verifier when QA_VERIFIER=on)."""
+    current settings (with the answer verifier unless QA_VERIFIER=off)."""
     from qa.api import verifier
 
     scorer = verifier()

@@ -16,7 +16,9 @@ questions reworded away from the text, `is_paraphrase`) are therefore asked
 the same way: their sections are indexed as a corpus of their own (cached in
 `--work`/selqa-held-*), and each question is searched once as it is and once
 with every section of its article hidden. The fused weight is chosen on the
-answerable questions of both, and the confidence fitted on both.
+answerable questions of both, and the confidence fitted on both. The answer
+threshold (`answer_at`) is then the one with the largest Youden's J on both:
+the share of answerable questions answered minus the share of hidden ones.
 
 It prints the fitted `RerankPolicy` and what it does on that data, and
 changes nothing: the constants live in qa/verify/rerank.py.
@@ -47,7 +49,7 @@ from qa.measure.evaluate import (
 from qa.measure.verifier_data import SELQA, SQUAD_DEV, choose_split
 from qa.reader.index import Index
 from qa.search.candidates import gather_candidates
-from qa.search.confidence import confidence, confidence_features
+from qa.search.confidence import FUSION_ANSWER_AT, FUSION_UNSURE_AT, confidence, confidence_features
 from qa.search.fusion import FusionWeights, fused_scores
 from qa.search.question import encode_question
 from qa.verify.rerank import RerankPolicy, log_odds, top_and_margin
@@ -172,18 +174,50 @@ def fit_confidence(rows: np.ndarray, labels: np.ndarray, base: RerankPolicy) -> 
     return replace(base, intercept=intercept, top_logit=top, margin=margin, fusion_logit=fusion)
 
 
+THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 2)
+
+
+def confidences(rows: np.ndarray, policy: RerankPolicy) -> np.ndarray:
+    """The policy's confidence for each row of (top logit, margin, fusion log-odds)."""
+    return np.asarray(
+        [policy.confidence(top, margin, float(1 / (1 + np.exp(-fusion)))) for top, margin, fusion in rows]
+    )
+
+
+def best_answer_at(values: np.ndarray, unanswerable: np.ndarray) -> tuple[float, float]:
+    """The threshold that best tells answerable questions from unanswerable ones, and its Youden's J.
+
+    J is the share of answerable questions answered minus the share of
+    unanswerable ones answered; ties go to the higher threshold.
+    """
+    scored = [
+        (round(float(np.mean(values[~unanswerable] >= t) - np.mean(values[unanswerable] >= t)), 9), float(t))
+        for t in THRESHOLDS
+    ]
+    j, threshold = max(scored)
+    return threshold, round(j, 4)
+
+
+def with_thresholds(policy: RerankPolicy, answer_at: float) -> RerankPolicy:
+    """The policy answering from `answer_at`, with its unsure band the same share of it as the fusion's."""
+    unsure_at = round(answer_at * FUSION_UNSURE_AT / FUSION_ANSWER_AT, 3)
+    return replace(policy, answer_at=answer_at, unsure_at=unsure_at)
+
+
 def report(name: str, rows: np.ndarray, labels: np.ndarray, policy: RerankPolicy, unanswerable: np.ndarray) -> dict:
-    confidences = [policy.confidence(top, margin, float(1 / (1 + np.exp(-fusion)))) for top, margin, fusion in rows]
-    values = np.asarray(confidences)
-    band = (values >= 0.2) & (values < 0.5)
+    values = confidences(rows, policy)
+    band = (values >= policy.unsure_at) & (values < policy.answer_at)
+    answered = values >= policy.answer_at
     return {
         "set": name,
         "cases": len(labels),
-        "auroc": auroc(confidences, labels.tolist()),
-        "ece": expected_calibration_error(confidences, labels.tolist()),
-        "coverage_at_90_precision": coverage_at_precision(confidences, labels.tolist()),
-        "abstained_when_answerable": float((values[~unanswerable] < 0.5).mean()) if (~unanswerable).any() else None,
-        "abstained_when_unanswerable": float((values[unanswerable] < 0.5).mean()) if unanswerable.any() else None,
+        "answer_at": policy.answer_at,
+        "auroc": auroc(values.tolist(), labels.tolist()),
+        "ece": expected_calibration_error(values.tolist(), labels.tolist()),
+        "coverage_at_90_precision": coverage_at_precision(values.tolist(), labels.tolist()),
+        "abstained_when_answerable": float((~answered[~unanswerable]).mean()) if (~unanswerable).any() else None,
+        "abstained_when_unanswerable": float((~answered[unanswerable]).mean()) if unanswerable.any() else None,
+        "precision_of_answers": float(labels[answered].mean()) if answered.any() else None,
         "right_among_unsure": float(labels[band].mean()) if band.any() else None,
         "unsure": int(band.sum()),
     }
@@ -223,8 +257,13 @@ def main(argv: list[str] | None = None) -> int:
     weight, mrr = best_fused_weight(own, RerankPolicy())
     base = RerankPolicy(fused_weight=weight)
     rows, labels = features(everything, base)
-    policy = fit_confidence(rows, labels, base)
+    fitted = fit_confidence(rows, labels, base)
+    unanswerable_all = np.asarray([not case.answerable for case in everything])
+    answer_at, youden = best_answer_at(confidences(rows, fitted), unanswerable_all)
+    policy = with_thresholds(fitted, answer_at)
+    # The fusion's confidence at its own thresholds, for comparison.
     fusion_only = replace(policy, intercept=0.0, top_logit=0.0, margin=0.0, fusion_logit=1.0)
+    fusion_only = replace(fusion_only, answer_at=FUSION_ANSWER_AT, unsure_at=FUSION_UNSURE_AT)
     sets = {
         "SQuAD held-aside articles": (squad_own, squad_hidden),
         "SelQA held-aside articles": (selqa_own, selqa_hidden),
@@ -241,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             "selqa_reworded": len(selqa.reworded),
         },
         "fused_weight_mrr@10": mrr,
+        "answer_at_youden_j": youden,
         "policy": policy.__dict__,
     }
     for name, (answerable, hidden) in sets.items():

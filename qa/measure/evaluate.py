@@ -9,7 +9,7 @@ longer quote, so that quoting more cannot score more.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +203,7 @@ def evaluate(
     questions: list[EvalQuestion],
     retrievers: tuple[str, ...] = RETRIEVERS,
     hide_own_source: bool = False,
-    min_confidence: float = 0.5,
+    min_confidence: float | None = None,
     candidates: int = 50,
     progress: Callable[[int, int], None] | None = None,
     verifier: PairScorer | None = None,
@@ -258,14 +258,14 @@ def _score_answer(
     question: EvalQuestion,
     retrieval: Retrieval,
     answerable: bool,
-    min_confidence: float,
+    min_confidence: float | None,
     source_text: Callable[[str], str],
 ) -> None:
     """Count the answer qa.answer() would give: answered right or wrong, unsure, abstained; its quotes' spans.
 
     Only an answer with status "answered" counts as answered; "unsure" counts as abstaining.
     """
-    answer = answer_from(question.question, Retrieval(retrieval.hits[:ANSWER_K], retrieval.confidence), min_confidence)
+    answer = answer_from(question.question, replace(retrieval, hits=retrieval.hits[:ANSWER_K]), min_confidence)
     tally.check_spans(answer.quotes, source_text)
     right = answerable and bool(answer.related or answer.quotes) and _top_is_right(retrieval, question)
     tally.confidences.append(float(retrieval.confidence))

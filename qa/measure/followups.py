@@ -22,6 +22,7 @@ from qa.quotes import answer_from, answer_question
 from qa.reader.index import Index
 from qa.records import Turn
 from qa.search.ranking import search
+from qa.verify.rerank import PairScorer
 
 RANK_DEPTH = 10
 
@@ -124,24 +125,39 @@ def _holds(text: str, answers: tuple[str, ...]) -> bool:
     return any(answer.lower() in lowered for answer in answers)
 
 
-def _first_hit(index: Index, question: str, answers: tuple[str, ...], history: list[Turn], candidates: int) -> bool:
-    hits = search(index, question, k=RANK_DEPTH, candidates=candidates, history=history).hits
+def _first_hit(
+    index: Index,
+    question: str,
+    answers: tuple[str, ...],
+    history: list[Turn],
+    candidates: int,
+    verifier: PairScorer | None,
+) -> bool:
+    hits = search(index, question, k=RANK_DEPTH, candidates=candidates, history=history, verifier=verifier).hits
     return bool(hits) and _holds(hits[0].text, answers)
 
 
 def evaluate_followups(
     index: Index,
     pairs: list[FollowUp],
-    min_confidence: float = 0.5,
+    min_confidence: float | None = None,
     candidates: int = 50,
     progress: Callable[[int, int], None] | None = None,
+    verifier: PairScorer | None = None,
 ) -> dict[str, Any]:
-    """hit@1 of each follow-up asked alone and after its first question (with the answer that got)."""
+    """hit@1 of each follow-up asked alone and after its first question (with the answer that got).
+
+    `verifier` is what qa.answer rereads with (None: the fusion alone, QA_VERIFIER=off).
+    """
     alone = with_history = 0
     for number, pair in enumerate(pairs, start=1):
-        earlier = answer_question(index, pair.first, min_confidence=min_confidence, candidates=candidates)
-        alone += _first_hit(index, pair.question, pair.answers, [], candidates)
-        with_history += _first_hit(index, pair.question, pair.answers, [Turn(pair.first, earlier)], candidates)
+        earlier = answer_question(
+            index, pair.first, min_confidence=min_confidence, candidates=candidates, verifier=verifier
+        )
+        alone += _first_hit(index, pair.question, pair.answers, [], candidates, verifier)
+        with_history += _first_hit(
+            index, pair.question, pair.answers, [Turn(pair.first, earlier)], candidates, verifier
+        )
         if progress is not None:
             progress(number, len(pairs))
     count = max(len(pairs), 1)
@@ -149,7 +165,11 @@ def evaluate_followups(
 
 
 def standalone_check(
-    index: Index, questions: list[EvalQuestion], min_confidence: float = 0.5, candidates: int = 50
+    index: Index,
+    questions: list[EvalQuestion],
+    min_confidence: float | None = None,
+    candidates: int = 50,
+    verifier: PairScorer | None = None,
 ) -> dict[str, Any]:
     """Each question asked alone and after an unrelated earlier turn (the question half the set away).
 
@@ -160,10 +180,13 @@ def standalone_check(
     changed = 0
     for number, question in enumerate(questions):
         other = questions[(number + len(questions) // 2) % len(questions)].question
-        earlier = Turn(other, answer_question(index, other, min_confidence=min_confidence, candidates=candidates))
+        earlier = Turn(
+            other,
+            answer_question(index, other, min_confidence=min_confidence, candidates=candidates, verifier=verifier),
+        )
         results = []
         for name, history in (("alone", []), ("after an unrelated turn", [earlier])):
-            retrieval = search(index, question.question, k=3, candidates=candidates, history=history)
+            retrieval = search(index, question.question, k=3, candidates=candidates, history=history, verifier=verifier)
             result = answer_from(question.question, retrieval, min_confidence)
             figures[name].add(question, result.answered, [hit.text for hit in retrieval.hits])
             results.append((result.answered, [hit.id for hit in retrieval.hits], retrieval.confidence))
@@ -200,7 +223,9 @@ class _Tally:
         }
 
 
-def history_latency(index: Index, pairs: list[FollowUp], rounds: int = 10, candidates: int = 50) -> dict[str, float]:
+def history_latency(
+    index: Index, pairs: list[FollowUp], rounds: int = 10, candidates: int = 50, verifier: PairScorer | None = None
+) -> dict[str, float]:
     """Median warm answer() time in ms of each follow-up asked alone and with its first turn, in one run.
 
     Calls alternate (alone, with history) so that the machine's load falls on both alike.
@@ -208,16 +233,18 @@ def history_latency(index: Index, pairs: list[FollowUp], rounds: int = 10, candi
     import statistics
     import time
 
-    earlier = {p.id: Turn(p.first, answer_question(index, p.first, candidates=candidates)) for p in pairs}
+    earlier = {
+        p.id: Turn(p.first, answer_question(index, p.first, candidates=candidates, verifier=verifier)) for p in pairs
+    }
     for pair in pairs:  # warm: caches, the ONNX session, BM25 structures
-        answer_question(index, pair.question, candidates=candidates, history=[earlier[pair.id]])
+        answer_question(index, pair.question, candidates=candidates, history=[earlier[pair.id]], verifier=verifier)
     alone: list[float] = []
     with_history: list[float] = []
     for _ in range(rounds):
         for pair in pairs:
             for times, history in ((alone, []), (with_history, [earlier[pair.id]])):
                 started = time.perf_counter()
-                answer_question(index, pair.question, candidates=candidates, history=history)
+                answer_question(index, pair.question, candidates=candidates, history=history, verifier=verifier)
                 times.append(1000 * (time.perf_counter() - started))
     return {
         "calls each": float(len(alone)),

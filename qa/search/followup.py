@@ -147,7 +147,8 @@ class Carry:
     `prefix` is embedded in front of the follow-up when there is no previous
     answer to blend in; `weights` are carried BM25 tokens with their weights
     (the follow-up's own tokens weigh 1 and are not here); `focus_passages`
-    are passage rows the previous answer quoted.
+    are passage rows the previous answer quoted; `earlier` is the earlier
+    questions the follow-up leans on, oldest first, joined.
     """
 
     prefix: str
@@ -155,6 +156,15 @@ class Carry:
     focus_passages: tuple[int, ...]
     vector: np.ndarray | None = None  # the previous answer's sentences, blended into the question's vector
     quoted_rows: tuple[int, ...] = ()  # sentence rows the previous answer quoted
+    earlier: str = ""
+
+    def verifier_question(self, question: str) -> str:
+        """What the answer verifier reads for the follow-up: the follow-up, then the questions it leans on.
+
+        The follow-up comes first, so that the verifier's cut of an over-long
+        question side (qa/verify/scorer.py) falls on the earlier questions.
+        """
+        return f"{question} {self.earlier}".strip()
 
 
 def parse_history(history: object) -> list[Turn]:
@@ -259,10 +269,11 @@ def carry_over(index: Index, question: str, turns: list[Turn]) -> Carry | None:
     weights = {token: weight for token, weight in weights.items() if token not in own}
     rows = _sentence_rows(index, quote) if quote is not None else []
     focus = tuple(sorted({int(index.sentence_passage_rows[row]) for row in rows}))
+    earlier = " ".join(turn.question.strip() for turn in chain)
     if not rows:  # nothing quoted to blend in: embed the earlier questions in front instead
-        return Carry(" ".join(turn.question.strip() for turn in chain), weights, focus)
+        return Carry(earlier, weights, focus, earlier=earlier)
     vectors = index.sentence_store.vectors(index.sentence_keys[np.asarray(rows, dtype=np.int64)])
-    return Carry("", weights, focus, vectors.mean(axis=0), tuple(rows))
+    return Carry("", weights, focus, vectors.mean(axis=0), tuple(rows), earlier)
 
 
 def repeat_penalty(rows: np.ndarray, carry: Carry | None) -> np.ndarray | None:

@@ -11,21 +11,27 @@ from qa.errors import BadQuestionError
 from qa.reader.index import Index
 from qa.records import Hit
 from qa.search.candidates import Candidates, gather_candidates
-from qa.search.confidence import confidence, confidence_features
+from qa.search.confidence import FUSION_ANSWER_AT, FUSION_UNSURE_AT, confidence, confidence_features
 from qa.search.followup import History, blend, carry_over, parse_history
 from qa.search.fusion import FusionWeights, fused_scores, retriever_scores
 from qa.search.question import encode_question, prepare_question
 from qa.search.scope import resolve_sources
-from qa.verify.rerank import PairScorer, rerank
+from qa.verify.rerank import PairScorer, RerankPolicy, rerank
 
 
 @dataclass
 class Retrieval:
-    """Ranked hits plus what the answer step needs to judge them."""
+    """Ranked hits plus what the answer step needs to judge them.
+
+    `answer_at` and `unsure_at` are the thresholds of the model the confidence
+    came from: the fusion's (0.5 and 0.2) or the verifier's RerankPolicy.
+    """
 
     hits: list[Hit]
     confidence: float
     notes: list[str] = field(default_factory=list)
+    answer_at: float = FUSION_ANSWER_AT
+    unsure_at: float = FUSION_UNSURE_AT
 
 
 def _ranks(rows: np.ndarray) -> dict[int, int]:
@@ -85,8 +91,10 @@ def rank(
         fused = fused_scores(found, weights)
         texts = [index.sentences[int(row)].text for row in found.rows]
         prior = confidence(confidence_features(index, found, tokens, fused))
-        reranked = rerank(verifier, question, texts, fused, prior)
-        return Retrieval(_hits(index, found, reranked.order, reranked.scores, weights, k), reranked.confidence)
+        policy = RerankPolicy()
+        reranked = rerank(verifier, question, texts, fused, prior, policy)
+        hits = _hits(index, found, reranked.order, reranked.scores, weights, k)
+        return Retrieval(hits, reranked.confidence, answer_at=policy.answer_at, unsure_at=policy.unsure_at)
     scored = "fusion" if retriever == "default" else retriever
     scores = retriever_scores(found, scored, weights)
     hits = _hits(index, found, np.argsort(-scores, kind="stable"), scores, weights, k)
@@ -119,7 +127,8 @@ def search(
         raise BadQuestionError("k must be a whole number of at least 1")
     turns = parse_history(history)
     only = resolve_sources(index.sources, sources)
-    carry = carry_over(index, prepare_question(question)[0], turns) if turns else None
+    cleaned = prepare_question(question)[0]
+    carry = carry_over(index, cleaned, turns) if turns else None
     query, tokens, notes = encode_question(index, question, carry.prefix if carry else "")
     if not index.sentences:
         return Retrieval([], 0.0, notes)
@@ -131,7 +140,8 @@ def search(
         [*tokens, *(carry.weights if carry else ())],
         k,
         weights=weights,
-        question=question,
+        # The verifier reads the question as searched: cleaned, cut to length, and with what a follow-up leans on.
+        question=carry.verifier_question(cleaned) if carry else cleaned,
         verifier=verifier,
     )
     retrieval.notes = notes

@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from qa.measure import calibrate_verifier
 from qa.measure.verifier_data import choose_split
+from qa.verify.rerank import RerankPolicy
 
 TOWNS = ["Ashby", "Brill", "Corve", "Dunmow", "Elstow", "Fenny", "Goring", "Hythe", "Ickford", "Jevington"]
 
@@ -82,7 +85,18 @@ def test_fits_the_policy_on_held_aside_squad_and_selqa(tmp_path: Path) -> None:
     assert len(split.selqa_held) == 2  # 15% of 10 articles, rounded
     # The one held SQuAD article's 2 questions; both questions of each held SelQA article, one of them reworded.
     assert figures["questions"] == {"squad": 2, "selqa": 4, "selqa_reworded": 2}
-    assert set(figures["policy"]) == {"depth", "fused_weight", "intercept", "top_logit", "margin", "fusion_logit"}
+    policy = figures["policy"]
+    assert set(policy) == {
+        "depth",
+        "fused_weight",
+        "intercept",
+        "top_logit",
+        "margin",
+        "fusion_logit",
+        "answer_at",
+        "unsure_at",
+    }
+    assert 0.0 < policy["unsure_at"] < policy["answer_at"] < 1.0 and -1.0 <= figures["answer_at_youden_j"] <= 1.0
     for name in ("SQuAD held-aside articles", "SelQA held-aside articles", "SelQA held-aside, reworded only"):
         verified = figures[name]["verified"]
         # Each question once as it is and once with its document hidden (a held SelQA article hides only itself).
@@ -96,3 +110,21 @@ def test_fits_the_policy_on_held_aside_squad_and_selqa(tmp_path: Path) -> None:
         assert 0.0 <= verified["abstained_when_unanswerable"] <= 1.0
     # Right answers can only come from the questions asked as they are.
     assert figures["SelQA held-aside articles"]["reranked"]["hit@5"] > 0.5
+
+
+def test_the_answer_threshold_is_the_one_that_best_splits_answerable_from_unanswerable() -> None:
+    values = np.asarray([0.9, 0.35, 0.3, 0.28, 0.25, 0.2, 0.1, 0.05])
+    unanswerable = np.asarray([False, False, False, False, True, True, True, True])
+    threshold, j = calibrate_verifier.best_answer_at(values, unanswerable)
+    # Every threshold from 0.26 to 0.28 answers all 4 answerable and none of the others; ties go high.
+    assert (threshold, j) == (0.28, 1.0)
+    # An answerable question (0.3) below an unanswerable one (0.5): from 0.51 to 0.70 three of four answerable
+    # are answered and neither unanswerable one (J 0.75); answering down to 0.3 would answer half of those (0.5).
+    values = np.asarray([0.9, 0.8, 0.7, 0.3, 0.5, 0.1])
+    unanswerable = np.asarray([False, False, False, False, True, True])
+    assert calibrate_verifier.best_answer_at(values, unanswerable) == (0.7, 0.75)
+
+
+def test_the_unsure_band_is_the_fusions_share_of_the_answer_threshold() -> None:
+    policy = calibrate_verifier.with_thresholds(RerankPolicy(), 0.3)
+    assert (policy.answer_at, policy.unsure_at) == (0.3, 0.12)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import REPO
 
@@ -12,6 +13,7 @@ import qa
 from qa.reader.index import Index
 from qa.records import Turn
 from qa.search.followup import parse_history, refers_back
+from qa.search.ranking import search
 
 FOLLOWUPS = REPO / "eval" / "followups_seed.jsonl"
 
@@ -76,17 +78,23 @@ def test_history_from_json_equals_history_as_records(seed_index: Index) -> None:
     assert parse_history(from_json)[0].question == "Who is Derek Scissors?"
 
 
-def test_a_follow_up_is_answered_from_the_sentence_about_the_earlier_subject(seed_index: Index) -> None:
+@pytest.mark.parametrize("verifier", ["on", "off"])
+def test_a_follow_up_is_answered_from_the_sentence_about_the_earlier_subject(
+    seed_index: Index, verifier: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QA_VERIFIER", verifier)
+    qa.reload_settings()
     first = qa.answer("How much profit does a fentanyl investment yield?", index=seed_index)
-    alone = qa.retrieve("What about heroin?", k=1, index=seed_index)[0]
     followed = qa.answer(
         "What about heroin?",
         index=seed_index,
         history=[Turn("How much profit does a fentanyl investment yield?", first)],
     )
-    assert followed.answered and "$80,000" in followed.quotes[0].text and "$80,000" not in alone.text
+    assert followed.answered and "$80,000" in followed.quotes[0].text
     quote = followed.quotes[0]
     assert seed_index.source_text(quote.source)[quote.start : quote.end] == quote.text
+    if verifier == "off":  # the fusion alone needs the history for it (the verifier finds it even alone)
+        assert "$80,000" not in qa.retrieve("What about heroin?", k=1, index=seed_index)[0].text
 
 
 def test_a_standalone_question_after_an_unrelated_turn_is_answered_as_alone(seed_index: Index) -> None:
@@ -117,3 +125,29 @@ def test_follow_up_figures_are_computed(seed_index: Index, tmp_path: Path) -> No
     assert load_followups(tmp_path / "pairs.jsonl") == pairs
     figures = evaluate_followups(seed_index, pairs)
     assert figures == {"pairs": 1, "hit@1 alone": 0.0, "hit@1 with history": 1.0}
+
+
+class RecordingScorer:
+    """A stand-in verifier that records the questions it reads and scores every pair 0."""
+
+    def __init__(self) -> None:
+        self.questions: list[str] = []
+
+    def logits(self, questions: list[str], sentences: list[str]) -> np.ndarray:
+        self.questions += questions
+        return np.zeros(len(questions), dtype=np.float32)
+
+
+def test_the_verifier_reads_a_follow_up_with_the_question_it_leans_on(seed_index: Index) -> None:
+    first = qa.answer("Who is Derek Scissors?", index=seed_index)
+    scorer = RecordingScorer()
+    search(seed_index, "Where does he\x00 work?", history=[Turn("Who is Derek Scissors?", first)], verifier=scorer)
+    assert set(scorer.questions) == {"Where does he  work? Who is Derek Scissors?"}  # cleaned, follow-up first
+    standalone = RecordingScorer()
+    search(
+        seed_index,
+        "Who chairs the Senate Judiciary Committee?",
+        history=[Turn("Who is Derek Scissors?", first)],
+        verifier=standalone,
+    )
+    assert set(standalone.questions) == {"Who chairs the Senate Judiciary Committee?"}  # stands alone: read as asked

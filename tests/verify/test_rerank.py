@@ -65,3 +65,14 @@ def test_the_fusions_confidence_counts_as_weighted() -> None:
         rerank(scorer, "q", TEXTS, FUSED, 0.9, ignored).confidence
         == rerank(scorer, "q", TEXTS, FUSED, 0.1, ignored).confidence
     )
+
+
+def test_scores_are_in_the_fused_scores_units_so_only_near_ties_are_quoted_together() -> None:
+    scorer = SetLogits({"a": 2.0, "b": -3.2, "c": -40.0})
+    result = rerank(scorer, "q", TEXTS, FUSED, 0.5, RerankPolicy(depth=3, fused_weight=32.0))
+    assert result.order.tolist() == [0, 1, 2, 3, 4]
+    # fused + logit / 32: a 0.9625, b 0.7, c 0.7 - 1.25 kept at 0; d and e were never read.
+    assert result.scores.tolist() == pytest.approx([0.9625, 0.7, 0.0, 0.0, 0.0])
+    # b is not within 90% of a, so an answer would quote a alone (the sigmoid of the ordering gave every
+    # reread sentence about 1.0, and every one of them was quoted).
+    assert result.scores[1] < 0.9 * result.scores[0]

@@ -98,3 +98,14 @@ def test_scoring_never_imports_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=120)
+
+
+def test_an_over_long_question_is_cut_so_the_sentence_keeps_half_the_tokens() -> None:
+    verifier = load_verifier()
+    short = "Which committee does Grassley lead?"
+    assert verifier.fit_question(short) == short
+    long = "Which committee does Grassley lead " * 60 + "?"
+    cut = verifier.fit_question(long)
+    assert long.startswith(cut) and len(verifier.counter.encode(cut, add_special_tokens=False).ids) == 38
+    # A question of thousands of tokens is scored, not refused by the tokenizer.
+    assert verifier.logits([long], ["Grassley chairs the Senate Judiciary Committee."]).shape == (1,)

@@ -1,0 +1,86 @@
+"""What the answer verifier adds to a warm answer, on one and on two threads, in one interleaved run.
+
+    python -m qa.measure.verifier_speed ../shared/data/squad-v1.1-dev.json [--work .cache/squad] [--questions 200]
+
+At seed scale (the index in QA_INDEX or index/) and at SQuAD scale (the
+48-article index `qa eval` caches in `--work`), the same SQuAD dev questions
+(the first `--questions` after a seed-0 shuffle, as `qa bench` asks them) are
+answered one at a time three ways in turn: the fusion alone (QA_VERIFIER=off),
+with the verifier on one onnxruntime thread, and on two. Taking them in turn,
+question by question, puts each on the same machine load, so the medians and
+the paired differences compare even on shared cores, where absolute times move.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from qa.config import Settings
+from qa.measure.datasets import load_squad, sample
+from qa.quotes import answer_question
+from qa.reader.index import Index
+from qa.verify.scorer import MODEL_DIR, Verifier
+
+WAYS = ("fusion alone", "verifier, 1 thread", "verifier, 2 threads")
+
+
+def timed_answer(index: Index, question: str, scorer: Verifier | None) -> float:
+    """Milliseconds one warm answer takes."""
+    started = time.perf_counter()
+    answer_question(index, question, verifier=scorer)
+    return 1000 * (time.perf_counter() - started)
+
+
+def compare(index: Index, questions: list[str], verifiers: dict[int, Verifier]) -> dict:
+    """Each question answered the three ways in turn; p50 and p95 of each, and the median paired extra time."""
+    scorers = {WAYS[0]: None, WAYS[1]: verifiers[1], WAYS[2]: verifiers[2]}
+    for scorer in scorers.values():  # BM25, caches and sessions loaded: not part of a warm answer
+        answer_question(index, questions[0], verifier=scorer)
+    times: dict[str, list[float]] = {way: [] for way in WAYS}
+    for question in questions:
+        for way, scorer in scorers.items():
+            times[way].append(timed_answer(index, question, scorer))
+    alone = np.asarray(times[WAYS[0]])
+    figures: dict = {"sentences": len(index.sentences), "questions": len(questions)}
+    for way, values in times.items():
+        row = np.asarray(values)
+        figures[way] = {
+            "p50_ms": round(float(np.median(row)), 2),
+            "p95_ms": round(float(np.percentile(row, 95)), 2),
+            "median_added_ms": round(float(np.median(row - alone)), 2),
+        }
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qa.measure.verifier_speed", description=__doc__.split("\n")[0])
+    parser.add_argument("squad", type=Path, help="SQuAD v1.1 dev .json: the questions, and the SQuAD-scale corpus")
+    parser.add_argument("--work", type=Path, default=Path(".cache/squad"), help="where qa eval cached its SQuAD index")
+    parser.add_argument("--questions", type=int, default=200, help="questions timed at each scale (default 200)")
+    args = parser.parse_args(argv)
+
+    import qa
+    from qa.measure.evaluate import prepare
+
+    settings = Settings.from_env()
+    _, squad_questions = load_squad(args.squad)
+    asked = [question.question for question in sample(squad_questions, args.questions, seed=0)[: args.questions]]
+    verifiers = {threads: Verifier(MODEL_DIR, threads=threads) for threads in (1, 2)}
+    seed_index = qa.load_index(settings.index_dir)
+    squad_index, _ = prepare(args.squad, settings, args.work)
+    figures = {
+        "seed scale": compare(seed_index, asked, verifiers),
+        "SQuAD scale": compare(squad_index, asked, verifiers),
+    }
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
