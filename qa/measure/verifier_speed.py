@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import Settings
+from qa.measure.bench import percentile, question_texts
 from qa.measure.datasets import load_squad, sample
 from qa.quotes import answer_question
 from qa.reader.index import Index
@@ -51,8 +52,8 @@ def compare(index: Index, questions: list[str], verifiers: dict[int, Verifier]) 
     for way, values in times.items():
         row = np.asarray(values)
         figures[way] = {
-            "p50_ms": round(float(np.median(row)), 2),
-            "p95_ms": round(float(np.percentile(row, 95)), 2),
+            "p50_ms": round(percentile(values, 0.5), 2),
+            "p95_ms": round(percentile(values, 0.95), 2),
             "median_added_ms": round(float(np.median(row - alone)), 2),
         }
     return figures
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings.from_env()
     _, squad_questions = load_squad(args.squad)
-    asked = [question.question for question in sample(squad_questions, args.questions, seed=0)[: args.questions]]
+    asked = question_texts(sample(squad_questions, args.questions, seed=0), args.questions)
     verifiers = {threads: Verifier(MODEL_DIR, threads=threads) for threads in (1, 2)}
     seed_index = qa.load_index(settings.index_dir)
     squad_index, _ = prepare(args.squad, settings, args.work)

@@ -9,8 +9,9 @@ held-aside training data) turns the logit into a probability.
 
 The file is checked against its sha256 before onnxruntime reads it. The
 session runs on up to two threads: a question's five pairs are some 250
-tokens through four layers, enough work to split (on 2 shared cores, 5 pairs
-took a median 21.6 ms on two threads against 29.2 ms on one). Nothing here
+tokens through four layers, enough work to split (`python -m
+qa.measure.verifier_speed`: on 2 shared cores two threads added about a
+third less to a warm answer than one; BENCHMARKS.md). Nothing here
 imports torch.
 """
 
