@@ -1,6 +1,6 @@
 """Fit how the verifier's scores order the fusion's candidates and become the answer's confidence.
 
-    python -m qa.measure.calibrate_verifier --data-dir ../shared/data --work .cache/squad [--seed 0]
+    python -m qa.measure.calibrate_verifier --data-dir ../shared/data --work .cache/squad [--seed 0] [--model-dir DIR]
 
 Only the verifier's held-aside SQuAD articles are asked (the even-numbered dev
 articles that `qa.measure.train_verifier` drew with the same seed and never
@@ -53,7 +53,7 @@ from qa.search.confidence import FUSION_ANSWER_AT, FUSION_UNSURE_AT, confidence,
 from qa.search.fusion import FusionWeights, fused_scores
 from qa.search.question import encode_question
 from qa.verify.rerank import RerankPolicy, log_odds, top_and_margin
-from qa.verify.scorer import Verifier, load_verifier
+from qa.verify.scorer import MODEL_DIR, Verifier, load_verifier
 
 FUSED_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
@@ -235,16 +235,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--held-squad-articles", type=int, default=4, help="even dev articles train_verifier held aside (its default)"
     )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=MODEL_DIR,
+        help="the verifier to fit for (default: the shipped one; a train_verifier --out folder to try another)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
+    verifier = load_verifier(args.model_dir)  # first, so that a wrong --model-dir fails before any indexing
     split = choose_split(args.data_dir, args.seed, args.held_squad_articles)
     held_positions = set(split.squad_dev_held)
     assert all(position % 2 == 0 for position in held_positions), "held-aside SQuAD articles must be even"
     index, questions = prepare(args.data_dir / SQUAD_DEV, Settings(), args.work)
     order = {name: number for number, name in enumerate(load_squad(args.data_dir / SQUAD_DEV)[0])}
     held_questions = [q for q in questions if order[q.source] in held_positions]
-    verifier = load_verifier()
     depth = RerankPolicy().depth
     squad_own = search_cases(index, verifier, held_questions, depth)
     squad_hidden = search_cases(index, verifier, held_questions, depth, hide_own_source)

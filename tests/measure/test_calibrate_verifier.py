@@ -12,7 +12,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from qa.errors import VerifierError
 from qa.measure import calibrate_verifier
 from qa.measure.verifier_data import choose_split
 from qa.verify.rerank import RerankPolicy
@@ -128,3 +130,12 @@ def test_the_answer_threshold_is_the_one_that_best_splits_answerable_from_unansw
 def test_the_unsure_band_is_the_fusions_share_of_the_answer_threshold() -> None:
     policy = calibrate_verifier.with_thresholds(RerankPolicy(), 0.3)
     assert (policy.answer_at, policy.unsure_at) == (0.3, 0.12)
+
+
+def test_a_model_folder_without_a_verifier_is_refused_before_any_indexing(tmp_path: Path) -> None:
+    data = write_data(tmp_path / "data")
+    work = tmp_path / "work"
+    argv = ["--data-dir", str(data), "--work", str(work), "--model-dir", str(tmp_path / "no-model")]
+    with pytest.raises(VerifierError, match="no-model"):
+        calibrate_verifier.main(argv)
+    assert not work.exists()
