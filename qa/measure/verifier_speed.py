@@ -1,6 +1,6 @@
 """What the answer verifier adds to a warm answer, on one and on two threads, in one interleaved run.
 
-    python -m qa.measure.verifier_speed ../shared/data/squad-v1.1-dev.json [--work .cache/squad] [--questions 200]
+    python -m qa.measure.verifier_speed ../shared/data/squad-v1.1-dev.json [--work .cache/squad] [--questions 200] [--other DIR]
 
 At seed scale (the index in QA_INDEX or index/) and at SQuAD scale (the
 48-article index `qa eval` caches in `--work`), the same SQuAD dev questions
@@ -9,6 +9,9 @@ answered one at a time three ways in turn: the fusion alone (QA_VERIFIER=off),
 with the verifier on one onnxruntime thread, and on two. Taking them in turn,
 question by question, puts each on the same machine load, so the medians and
 the paired differences compare even on shared cores, where absolute times move.
+With `--other`, a fourth way joins them in the same turns: another trained
+verifier (a `qa.measure.train_verifier --out` folder) on two threads, so that a
+candidate's cost is measured against the shipped one's on the same load.
 """
 
 from __future__ import annotations
@@ -38,16 +41,23 @@ def timed_answer(index: Index, question: str, scorer: Verifier | None) -> float:
     return 1000 * (time.perf_counter() - started)
 
 
-def compare(index: Index, questions: list[str], verifiers: dict[int, Verifier]) -> dict:
-    """Each question answered the three ways in turn; p50 and p95 of each, and the median paired extra time."""
-    scorers = {WAYS[0]: None, WAYS[1]: verifiers[1], WAYS[2]: verifiers[2]}
+def ways(verifiers: dict[int, Verifier], other: Verifier | None = None, other_name: str = "other") -> dict:
+    """The scorers compared, by name: the fusion alone first (None), the shipped verifier, then any other."""
+    scorers: dict[str, Verifier | None] = {WAYS[0]: None, WAYS[1]: verifiers[1], WAYS[2]: verifiers[2]}
+    if other is not None:
+        scorers[f"{other_name}, 2 threads"] = other
+    return scorers
+
+
+def compare(index: Index, questions: list[str], scorers: dict[str, Verifier | None]) -> dict:
+    """Each question answered every way in turn; p50 and p95 of each, and the median extra time over the first way."""
     for scorer in scorers.values():  # BM25, caches and sessions loaded: not part of a warm answer
         answer_question(index, questions[0], verifier=scorer)
-    times: dict[str, list[float]] = {way: [] for way in WAYS}
+    times: dict[str, list[float]] = {way: [] for way in scorers}
     for question in questions:
         for way, scorer in scorers.items():
             times[way].append(timed_answer(index, question, scorer))
-    alone = np.asarray(times[WAYS[0]])
+    alone = np.asarray(next(iter(times.values())))
     figures: dict = {"sentences": len(index.sentences), "questions": len(questions)}
     for way, values in times.items():
         row = np.asarray(values)
@@ -64,20 +74,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("squad", type=Path, help="SQuAD v1.1 dev .json: the questions, and the SQuAD-scale corpus")
     parser.add_argument("--work", type=Path, default=Path(".cache/squad"), help="where qa eval cached its SQuAD index")
     parser.add_argument("--questions", type=int, default=200, help="questions timed at each scale (default 200)")
+    parser.add_argument("--other", type=Path, help="another trained verifier's folder, timed beside the shipped one")
     args = parser.parse_args(argv)
 
     import qa
     from qa.measure.evaluate import prepare
 
     settings = Settings.from_env()
+    verifiers = {threads: Verifier(MODEL_DIR, threads=threads) for threads in (1, 2)}
+    # Loaded before the data and any indexing, so that a wrong --other fails at once.
+    other = Verifier(args.other, threads=2) if args.other else None
+    scorers = ways(verifiers, other, args.other.name if args.other else "other")
     _, squad_questions = load_squad(args.squad)
     asked = question_texts(sample(squad_questions, args.questions, seed=0), args.questions)
-    verifiers = {threads: Verifier(MODEL_DIR, threads=threads) for threads in (1, 2)}
     seed_index = qa.load_index(settings.index_dir)
     squad_index, _ = prepare(args.squad, settings, args.work)
     figures = {
-        "seed scale": compare(seed_index, asked, verifiers),
-        "SQuAD scale": compare(squad_index, asked, verifiers),
+        "seed scale": compare(seed_index, asked, scorers),
+        "SQuAD scale": compare(squad_index, asked, scorers),
     }
     print(json.dumps(figures, indent=2))
     return 0

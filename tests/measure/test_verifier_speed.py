@@ -5,16 +5,39 @@ Only the shape and the arithmetic are checked: times are never asserted in tests
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from qa.errors import VerifierError
 from qa.measure import verifier_speed
 from qa.reader.index import Index
 from qa.verify.scorer import MODEL_DIR, Verifier
 
+QUESTIONS = ["Who is Kirsten Madison?", "What does Derek Scissors think of sanctions?", "Where is the hearing?"]
+
 
 def test_each_question_is_timed_three_ways_and_the_added_time_is_paired(seed_index: Index) -> None:
-    questions = ["Who is Kirsten Madison?", "What does Derek Scissors think of sanctions?", "Where is the hearing?"]
     verifiers = {threads: Verifier(MODEL_DIR, threads=threads) for threads in (1, 2)}
-    figures = verifier_speed.compare(seed_index, questions, verifiers)
+    figures = verifier_speed.compare(seed_index, QUESTIONS, verifier_speed.ways(verifiers))
     assert (figures["sentences"], figures["questions"]) == (len(seed_index.sentences), 3)
     assert figures[verifier_speed.WAYS[0]]["median_added_ms"] == 0.0  # the fusion against itself
+    assert [way for way in figures if way not in ("sentences", "questions")] == list(verifier_speed.WAYS)
     for way in verifier_speed.WAYS:
         assert 0.0 < figures[way]["p50_ms"] <= figures[way]["p95_ms"]
+
+
+def test_another_verifier_is_timed_in_the_same_turns(seed_index: Index) -> None:
+    verifiers = {threads: Verifier(MODEL_DIR, threads=threads) for threads in (1, 2)}
+    scorers = verifier_speed.ways(verifiers, Verifier(MODEL_DIR, threads=2), "candidate")
+    figures = verifier_speed.compare(seed_index, QUESTIONS, scorers)
+    assert figures["candidate, 2 threads"]["median_added_ms"] > 0.0  # it reads five pairs the fusion does not
+    assert 0.0 < figures["candidate, 2 threads"]["p50_ms"] <= figures["candidate, 2 threads"]["p95_ms"]
+
+
+def test_a_folder_without_a_verifier_is_refused_before_any_indexing(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    argv = [str(tmp_path / "squad.json"), "--work", str(work), "--other", str(tmp_path / "no-model")]
+    with pytest.raises(VerifierError, match="no-model"):
+        verifier_speed.main(argv)
+    assert not work.exists()
