@@ -41,11 +41,10 @@ def timed_answer(index: Index, question: str, scorer: Verifier | None) -> float:
     return 1000 * (time.perf_counter() - started)
 
 
-def ways(verifiers: dict[int, Verifier], other: Verifier | None = None, other_name: str = "other") -> dict:
-    """The scorers compared, by name: the fusion alone first (None), the shipped verifier, then any other."""
+def ways(verifiers: dict[int, Verifier], others: dict[str, Verifier] | None = None) -> dict[str, Verifier | None]:
+    """The scorers compared, by name: the fusion alone first (None), the shipped verifier, then any others (2 threads)."""
     scorers: dict[str, Verifier | None] = {WAYS[0]: None, WAYS[1]: verifiers[1], WAYS[2]: verifiers[2]}
-    if other is not None:
-        scorers[f"{other_name}, 2 threads"] = other
+    scorers.update({f"{name}, 2 threads": other for name, other in (others or {}).items()})
     return scorers
 
 
@@ -83,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     verifiers = {threads: Verifier(MODEL_DIR, threads=threads) for threads in (1, 2)}
     # Loaded before the data and any indexing, so that a wrong --other fails at once.
-    other = Verifier(args.other, threads=2) if args.other else None
-    scorers = ways(verifiers, other, args.other.name if args.other else "other")
+    others = {args.other.name: Verifier(args.other, threads=2)} if args.other else {}
+    scorers = ways(verifiers, others)
     _, squad_questions = load_squad(args.squad)
     asked = question_texts(sample(squad_questions, args.questions, seed=0), args.questions)
     seed_index = qa.load_index(settings.index_dir)
