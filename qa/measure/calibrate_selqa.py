@@ -62,6 +62,7 @@ def report(name: str, index: Index, samples: list[Sample], models: dict[str, Con
 def verifier_report(name: str, index: Index, samples: list[Sample]) -> None:
     """The shipped verifier's AUROC on the same positives and negatives: its logit for each top sentence."""
     from qa.search.fusion import fused_scores
+    from qa.verify.rerank import candidate_reading
     from qa.verify.scorer import load_verifier
 
     verifier = load_verifier()
@@ -73,7 +74,7 @@ def verifier_report(name: str, index: Index, samples: list[Sample]) -> None:
             if label and not sample.relevant[top]:
                 continue  # as in confidence_data: a positive is a top sentence that answers
             questions.append(sample.question.question)
-            sentences.append(index.tables.sentence_text(int(found.rows[top])))
+            sentences.append(candidate_reading(index.sentences, found.rows, verifier.context)(top))
             labels.append(label)
     area = auroc(verifier.logits(questions, sentences).tolist(), labels) if labels else None
     if area is None:

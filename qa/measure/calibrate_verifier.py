@@ -52,7 +52,7 @@ from qa.search.candidates import gather_candidates
 from qa.search.confidence import FUSION_ANSWER_AT, FUSION_UNSURE_AT, confidence, confidence_features
 from qa.search.fusion import FusionWeights, fused_scores
 from qa.search.question import encode_question
-from qa.verify.rerank import RerankPolicy, log_odds, top_and_margin
+from qa.verify.rerank import RerankPolicy, candidate_reading, log_odds, top_and_margin
 from qa.verify.scorer import MODEL_DIR, Verifier, load_verifier
 
 FUSED_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
@@ -94,7 +94,10 @@ def search_cases(
         order = np.argsort(-fused, kind="stable")
         texts = [index.sentences[int(found.rows[i])].text for i in order]
         hits = [holds_answer(text, question.answers) for text in texts]
-        logits = verifier.logits([question.question] * min(depth, len(texts)), texts[:depth])
+        read = candidate_reading(index.sentences, found.rows[order], verifier.context)
+        logits = verifier.logits(
+            [question.question] * min(depth, len(texts)), [read(i) for i in range(min(depth, len(texts)))]
+        )
         cases.append(
             Case(fused[order[:depth]], logits, np.asarray(hits[:depth]), hits[depth:], hide is None, prior, question.id)
         )

@@ -1,7 +1,8 @@
 """Train the answer verifier, export it to ONNX, quantize it and report on held-aside data.
 
     python -m qa.measure.train_verifier --data-dir ../shared/data --work .cache/verifier \\
-        --out qa/verify/model --seed 0 [--max-steps N] [--limit-questions N] [--layers 4]
+        --out qa/verify/model --seed 0 [--max-steps N] [--limit-questions N] [--layers 4] \\
+        [--context previous --max-length 128]
 
 Steps: training groups from the allowed data (qa/measure/verifier_data.py);
 hard candidates mined with the current fusion over an index of the allowed
@@ -27,6 +28,8 @@ from pathlib import Path
 
 from qa.measure.verifier_batches import TrainSettings, training_pool
 from qa.measure.verifier_data import Group, choose_split, load_groups, mining_corpus
+from qa.measure.verifier_mining import with_readings
+from qa.verify.scorer import CONTEXTS
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("qa/verify/model"), help="where the shipped model goes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--layers", type=int, default=TrainSettings.layers, help="MiniLM layers kept (of 6)")
+    parser.add_argument(
+        "--context",
+        choices=CONTEXTS,
+        default=TrainSettings.context,
+        help="what the model reads beside each sentence: nothing, or the sentence before it in its document",
+    )
+    parser.add_argument("--max-length", type=int, default=TrainSettings.max_length, help="tokens per pair at most")
     parser.add_argument("--max-steps", type=int, default=TrainSettings.max_steps)
     parser.add_argument("--eval-every", type=int, default=TrainSettings.eval_every)
     parser.add_argument("--checkpoint-minutes", type=float, default=TrainSettings.checkpoint_minutes)
@@ -59,16 +69,18 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         layers=args.layers,
         max_steps=args.max_steps,
+        max_length=args.max_length,
+        context=args.context,
         eval_every=args.eval_every,
         checkpoint_minutes=args.checkpoint_minutes,
     )
     args.work.mkdir(parents=True, exist_ok=True)
     split = choose_split(args.data_dir, args.seed, args.held_squad_articles)
-    train, held = load_groups(args.data_dir, split)
+    train, held = load_groups(args.data_dir, split, settings.context)
     if args.limit_questions:
         train = random.Random(args.seed).sample(train, min(args.limit_questions, len(train)))
     logger.info("groups: %s training, %s held aside; held-aside split %s", len(train), len(held), split.to_dict())
-    mined = _mine(args, train, held)
+    mined = with_readings(_mine(args, train, held), args.work, settings.context)
     pool = training_pool(train, mined, settings)
     from qa.measure import verifier_eval, verifier_loop, verifier_report
 

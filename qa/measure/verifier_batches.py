@@ -30,6 +30,7 @@ class TrainSettings:
     warmup_share: float = 0.06
     weight_decay: float = 0.01
     max_length: int = 80  # question plus sentence: most SQuAD and SelQA pairs fit, and cost grows with it
+    context: str = "none"  # what the sentence side holds beside the sentence (qa.verify.scorer.reading)
     answer_removed_share: float = 0.5  # of SelQA training questions, also asked with their answers removed
     eval_every: int = 250
     checkpoint_minutes: float = 4.0

@@ -14,6 +14,15 @@ the odd-numbered SQuAD dev articles and `../shared/eval/dev_seed*.jsonl`.
 """
 
 
+def _reads(settings: dict) -> str:
+    if settings.get("context", "none") == "previous":
+        return (
+            "`[CLS] question [SEP] sentence [SEP] previous sentence [SEP]`, the previous "
+            "sentence being the one before it in its document, when there is one"
+        )
+    return "`[CLS] question [SEP] sentence [SEP]`"
+
+
 def _f(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -81,7 +90,7 @@ def card_text(report: dict) -> str:
     return f"""# Answer verifier: model card
 
 A cross-encoder that reads a question and one candidate sentence together
-(`[CLS] question [SEP] sentence [SEP]`, at most {settings["max_length"]} tokens, only
+({_reads(settings)}, at most {settings["max_length"]} tokens, only
 the sentence side truncated) and gives one logit: does this sentence answer
 the question? `calibration.json` maps the logit to a probability (Platt
 scaling). Runtime: `qa/verify/scorer.py` (onnxruntime, one thread, no torch).

@@ -14,6 +14,10 @@ sentence holding the answer's `answer_start`. A sentence that is not the
 positive but still contains a gold answer string is left out of the group
 rather than labelled negative: the hit rule would count it as right.
 
+With `reads="previous"` each candidate is the sentence followed by the one
+before it (qa.verify.scorer.reading): in SQuAD the article's previous sentence,
+across paragraphs as the index has it; in SelQA the section's previous candidate.
+
 Held aside (for checkpoint choice and calibration, never trained on): a few
 even SQuAD dev articles and about 15% of SelQA's articles, drawn with the seed.
 """
@@ -28,6 +32,7 @@ from pathlib import Path
 from qa.measure.datasets import EvalQuestion, _file_name, load_squad
 from qa.measure.evaluate import holds_answer
 from qa.split import sentence_spans
+from qa.verify.scorer import reading
 
 SQUAD_DEV = "squad-v1.1-dev.json"
 SQUAD_TRAIN = "squad-v1.1-train-first11.json"
@@ -70,9 +75,12 @@ def _squad_articles(path: Path, keep: list[int] | None) -> list[tuple[int, dict]
     return [(number, article) for number, article in enumerate(data) if keep is None or number in keep]
 
 
-def _paragraph_groups(context: str, qas: list[dict], article: str, dataset: str, title: str) -> list[Group]:
+def _paragraph_groups(
+    context: str, qas: list[dict], article: str, dataset: str, title: str, before: str | None, reads: str
+) -> list[Group]:
     spans = sentence_spans(context, 0, len(context))
     texts = [context[start:end] for start, end in spans]
+    readings = [reading(text, previous, reads) for text, previous in zip(texts, [before, *texts[:-1]], strict=True)]
     groups = []
     for item in qas:
         answers = list(dict.fromkeys(a["text"] for a in item["answers"]))
@@ -83,23 +91,29 @@ def _paragraph_groups(context: str, qas: list[dict], article: str, dataset: str,
         sentences, labels = [], []
         for number, text in enumerate(texts):
             if number == positive:
-                sentences.append(text)
+                sentences.append(readings[number])
                 labels.append(1)
             elif not holds_answer(text, tuple(answers)):
-                sentences.append(text)
+                sentences.append(readings[number])
                 labels.append(0)
         groups.append(Group(item["id"], item["question"], sentences, labels, article, dataset, answers, True, title))
     return groups
 
 
-def squad_groups(path: Path, keep: list[int] | None, dataset: str, prefix: str = "") -> list[Group]:
+def squad_groups(
+    path: Path, keep: list[int] | None, dataset: str, prefix: str = "", reads: str = "none"
+) -> list[Group]:
     """Groups of a SQuAD file's paragraphs; `keep` limits it to those article positions."""
     groups = []
     for number, article in _squad_articles(path, keep):
         title = article["title"].replace("_", " ")
         name = prefix + _seed_name(number, title)
+        before = None
         for paragraph in article["paragraphs"]:
-            groups += _paragraph_groups(paragraph["context"], paragraph["qas"], name, dataset, title)
+            context = paragraph["context"]
+            groups += _paragraph_groups(context, paragraph["qas"], name, dataset, title, before, reads)
+            spans = sentence_spans(context, 0, len(context))
+            before = context[spans[-1][0] : spans[-1][1]] if spans else before
     return groups
 
 
@@ -108,19 +122,20 @@ def _seed_name(number: int, title: str) -> str:
     return _file_name(number, title)
 
 
-def selqa_groups(paths: list[Path]) -> list[Group]:
+def selqa_groups(paths: list[Path], reads: str = "none") -> list[Group]:
     """SelQA questions with their section's candidates; `answers` indexes mark the positives."""
     groups = []
     for path in paths:
         for number, row in enumerate(json.loads(path.read_text(encoding="utf-8"))):
             answers = set(row["answers"])
-            labels = [int(i in answers) for i in range(len(row["candidates"]))]
+            candidates = list(row["candidates"])
+            labels = [int(i in answers) for i in range(len(candidates))]
             title = f"{row['article']}: {row['section']}"
             groups.append(
                 Group(
                     f"{path.stem}:{number}",
                     row["question"],
-                    list(row["candidates"]),
+                    [reading(c, p, reads) for c, p in zip(candidates, [None, *candidates[:-1]], strict=True)],
                     labels,
                     f"selqa:{row['article']}",
                     "selqa",
@@ -173,12 +188,12 @@ def choose_split(data_dir: Path, seed: int, squad_articles: int = 4, selqa_share
     return Split(held, selqa_held)
 
 
-def load_groups(data_dir: Path, split: Split) -> tuple[list[Group], list[Group]]:
-    """Training and held-aside groups from the allowed data only."""
+def load_groups(data_dir: Path, split: Split, reads: str = "none") -> tuple[list[Group], list[Group]]:
+    """Training and held-aside groups from the allowed data only; `reads` as qa.verify.scorer.reading takes it."""
     even = even_dev_positions(data_dir / SQUAD_DEV)
-    dev = squad_groups(data_dir / SQUAD_DEV, even, "squad-dev")
-    train = squad_groups(data_dir / SQUAD_TRAIN, None, "squad-train", TRAIN_PREFIX)
-    selqa = selqa_groups([data_dir / name for name in SELQA])
+    dev = squad_groups(data_dir / SQUAD_DEV, even, "squad-dev", reads=reads)
+    train = squad_groups(data_dir / SQUAD_TRAIN, None, "squad-train", TRAIN_PREFIX, reads)
+    selqa = selqa_groups([data_dir / name for name in SELQA], reads)
     held_squad = {
         _seed_name(n, a["title"].replace("_", " "))
         for n, a in _squad_articles(data_dir / SQUAD_DEV, split.squad_dev_held)

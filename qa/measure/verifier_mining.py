@@ -75,3 +75,33 @@ def mine(documents: dict[str, str], questions: list[EvalQuestion], work: Path, h
     temporary.write_text(json.dumps(mined), encoding="utf-8")
     temporary.replace(cache)
     return mined
+
+
+def with_readings(mined: dict[str, dict], work: Path, reads: str) -> dict[str, dict]:
+    """The mined candidates with each text as a verifier trained with `reads` reads it (the hit verdicts stay).
+
+    A sentence's context is taken from the mining index under `work`, where
+    the fusion found it, so it is what question time would give.
+    """
+    if reads == "none" or not mined:
+        return mined
+    import qa
+    from qa.verify.rerank import previous_sentence
+    from qa.verify.scorer import reading
+
+    if not (work / "index").exists():
+        raise FileNotFoundError(f"no mining index under {work}; delete {work / 'mined.json'} to mine again")
+    sentences = qa.load_index(work / "index").sentences
+    previous = {}
+    for row in range(len(sentences)):
+        sentence = sentences[row]
+        previous[(sentence.source, sentence.text)] = previous_sentence(sentences, row)
+
+    def read(candidate: dict) -> dict:
+        key = (candidate["source"], candidate["text"])
+        return {**candidate, "text": reading(candidate["text"], previous.get(key), reads)}
+
+    return {
+        key: {**entry, **{part: [read(c) for c in entry[part]] for part in ("top", "hidden") if part in entry}}
+        for key, entry in mined.items()
+    }

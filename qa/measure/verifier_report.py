@@ -63,19 +63,21 @@ def measure_variant(folder: Path, settings: Any, held: Any, held_squad: Any, min
 
     write_checksum(folder / "verifier.onnx")
     (folder / "calibration.json").write_text(
-        json.dumps({"slope": 1.0, "intercept": 0.0, "max_length": settings.max_length}), encoding="utf-8"
+        json.dumps({"slope": 1.0, "intercept": 0.0, "max_length": settings.max_length, "context": settings.context}),
+        encoding="utf-8",
     )
     verifier = Verifier(folder, threads=2)
     scorer = measure.cached(verifier.logits)
     logits, labels = _calibration_pairs(scorer, held, held_squad, mined)
     slope, intercept = measure.fit_calibration(logits, labels)
-    calibration = Calibration(slope, intercept, settings.max_length)
+    calibration = Calibration(slope, intercept, settings.max_length, settings.context)
     (folder / "calibration.json").write_text(
         json.dumps(
             {
                 "slope": slope,
                 "intercept": intercept,
                 "max_length": settings.max_length,
+                "context": settings.context,
                 "fitted_on": "held-aside pairs (see MODEL_CARD.md)",
             },
             indent=2,

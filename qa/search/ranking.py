@@ -16,7 +16,7 @@ from qa.search.followup import History, blend, carry_over, parse_history
 from qa.search.fusion import FusionWeights, fused_scores, retriever_scores
 from qa.search.question import encode_question, prepare_question
 from qa.search.scope import resolve_sources
-from qa.verify.rerank import PairScorer, RerankPolicy, rerank
+from qa.verify.rerank import PairScorer, RerankPolicy, candidate_reading, rerank, scorer_context
 
 
 @dataclass
@@ -89,7 +89,7 @@ def rank(
     weights = weights or FusionWeights()
     if retriever == "default" and verifier is not None:
         fused = fused_scores(found, weights)
-        texts = [index.sentences[int(row)].text for row in found.rows]
+        texts = candidate_reading(index.sentences, found.rows, scorer_context(verifier))
         prior = confidence(confidence_features(index, found, tokens, fused))
         policy = RerankPolicy()
         reranked = rerank(verifier, question, texts, fused, prior, policy)

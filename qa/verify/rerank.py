@@ -11,16 +11,54 @@ answering, "unsure" and "not found".
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
+from qa.records import Sentence
+from qa.verify.scorer import reading
+
 
 class PairScorer(Protocol):
-    """What reranking needs of the verifier: one logit per (question, sentence) pair."""
+    """What reranking needs of the verifier: one logit per (question, sentence) pair.
+
+    A scorer may also say, as a `context` attribute, what it reads beside each
+    sentence (qa.verify.scorer.CONTEXTS); one without it reads the sentence alone.
+    """
 
     def logits(self, questions: list[str], sentences: list[str]) -> np.ndarray: ...
+
+
+def scorer_context(verifier: PairScorer) -> str:
+    """What the verifier reads beside each sentence ("none" unless it says otherwise)."""
+    return str(getattr(verifier, "context", "none"))
+
+
+def previous_sentence(sentences: Sequence[Sentence], row: int) -> str | None:
+    """The sentence just before row `row` in the same document, if the index holds it there."""
+    if row <= 0:
+        return None
+    before, sentence = sentences[row - 1], sentences[row]
+    if before.source != sentence.source or before.end > sentence.start:
+        return None
+    return before.text
+
+
+def candidate_reading(sentences: Sequence[Sentence], rows: np.ndarray, context: str) -> Callable[[int], str]:
+    """The sentence side of candidate `position`'s pair, as a verifier trained with `context` reads it.
+
+    Made on demand: the verifier reads only a few of the candidates, and each
+    sentence record is made from the index's tables when asked for.
+    """
+
+    def read(position: int) -> str:
+        row = int(rows[position])
+        previous = previous_sentence(sentences, row) if context != "none" else None
+        return reading(sentences[row].text, previous, context)
+
+    return read
 
 
 @dataclass(frozen=True)
@@ -116,7 +154,7 @@ class Reranked:
 def rerank(
     verifier: PairScorer,
     question: str,
-    texts: list[str],
+    texts: Sequence[str] | Callable[[int], str],
     fused: np.ndarray,
     fusion_confidence: float,
     policy: RerankPolicy | None = None,
@@ -124,14 +162,16 @@ def rerank(
     """Reread the fusion's `policy.depth` best candidates with the verifier and reorder them.
 
     Args:
-        texts: each candidate's sentence, aligned with `fused`.
+        texts: each candidate's sentence side (qa.verify.scorer.reading), aligned with
+            `fused`, or a function from a candidate's position to it (candidate_reading).
         fused: each candidate's fused score.
         fusion_confidence: the fusion's own confidence that its best candidate answers.
     """
     policy = policy or RerankPolicy()
     by_fusion = np.argsort(-fused, kind="stable")
     reread = by_fusion[: policy.depth]
-    logits = verifier.logits([question] * len(reread), [texts[int(i)] for i in reread])
+    read = texts if callable(texts) else texts.__getitem__
+    logits = verifier.logits([question] * len(reread), [read(int(i)) for i in reread])
     ordering = policy.order_scores(logits, fused[reread])
     first = reread[np.argsort(-ordering, kind="stable")]
     order = np.concatenate([first, by_fusion[policy.depth :]])

@@ -5,7 +5,12 @@ The model (`qa/verify/model/verifier.onnx`, trained by
 the question and one candidate sentence together, as
 `[CLS] question [SEP] sentence [SEP]`, and gives one logit per pair. A
 calibration file beside it (`calibration.json`, Platt scaling fitted on the
-held-aside training data) turns the logit into a probability.
+held-aside training data) turns the logit into a probability, and says what
+the model was trained to read on the sentence side: the sentence alone
+(`"context": "none"`, the shipped model) or the sentence followed by the one
+before it in its document (`"previous"`, `sentence [SEP] previous`: "He
+said ..." then comes with the name it refers to). `reading()` makes that
+text, for training and question time alike.
 
 The file is checked against its sha256 before onnxruntime reads it. The
 session runs on up to two threads: a question's five pairs are some 250
@@ -36,6 +41,17 @@ MODEL_DIR = Path(__file__).resolve().parent / "model"
 MODEL_FILE = "verifier.onnx"
 CHECKSUM_FILE = "verifier.onnx.sha256"
 CALIBRATION_FILE = "calibration.json"
+CONTEXTS = ("none", "previous")
+# Between a sentence and its context on the sentence side. Both tokenizers map
+# the literal to the [SEP] token, and truncation cuts the context first.
+CONTEXT_SEPARATOR = " [SEP] "
+
+
+def reading(sentence: str, previous: str | None, context: str) -> str:
+    """The sentence side of a pair as a verifier trained with `context` reads it."""
+    if context == "previous" and previous:
+        return sentence + CONTEXT_SEPARATOR + previous
+    return sentence
 
 
 @dataclass(frozen=True)
@@ -45,6 +61,7 @@ class Calibration:
     slope: float = 1.0
     intercept: float = 0.0
     max_length: int = 128
+    context: str = "none"  # one of CONTEXTS: what the sentence side holds (reading())
 
     def probability(self, logits: np.ndarray) -> np.ndarray:
         z = self.slope * np.asarray(logits, dtype=np.float64) + self.intercept
@@ -96,9 +113,20 @@ def load_calibration(folder: Path) -> Calibration:
         return Calibration()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Calibration(float(data["slope"]), float(data["intercept"]), int(data.get("max_length", 128)))
+        calibration = Calibration(
+            float(data["slope"]),
+            float(data["intercept"]),
+            int(data.get("max_length", 128)),
+            str(data.get("context", "none")),
+        )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise VerifierError(f"the verifier calibration {path} is unreadable ({error})") from error
+    if calibration.context not in CONTEXTS:
+        raise VerifierError(
+            f"the verifier calibration {path} names an unknown context {calibration.context!r} "
+            f"(known: {', '.join(CONTEXTS)})"
+        )
+    return calibration
 
 
 class Verifier:
@@ -123,6 +151,11 @@ class Verifier:
         self.counter.no_truncation()
         self.counter.no_padding()
         self.inputs = [node.name for node in self.session.get_inputs()]
+
+    @property
+    def context(self) -> str:
+        """What the model reads beside each sentence (CONTEXTS; the texts given to logits() must match)."""
+        return self.calibration.context
 
     def logits(self, questions: list[str], sentences: list[str]) -> np.ndarray:
         """One logit per (question, sentence) pair; only the sentence side is ever truncated."""

@@ -101,3 +101,38 @@ def test_training_command_end_to_end(tmp_path: Path) -> None:
     # The same command again resumes from the finished checkpoint: no further steps.
     assert train_verifier.main(argv) == 0
     assert json.loads((out / "report.json").read_text())["training"]["steps"] == 4
+
+
+def test_with_context_each_candidate_is_read_after_the_sentence_before_it(tmp_path: Path) -> None:
+    data = write_data(tmp_path / "data")
+    split = choose_split(data, 0, squad_articles=1)
+    plain = {g.id: g for part in load_groups(data, split) for g in part}
+    read = {g.id: g for part in load_groups(data, split, "previous") for g in part}
+    assert plain.keys() == read.keys()
+    # SQuAD: the article's previous sentence, across its paragraphs; the labels are unchanged.
+    first, second = read["Alphaville-year"], read["Alphaburg-year"]
+    assert first.labels == plain["Alphaville-year"].labels
+    assert "It was founded in 1800 by farmers. [SEP] Alphaville is a town in the hills." in first.sentences
+    assert "Alphaville is a town in the hills." in first.sentences  # the article's first sentence has none
+    assert "Alphaburg is a town in the hills. [SEP] Many visitors come in summer." in second.sentences
+    # SelQA: the section's previous candidate.
+    selqa = next(g for g in read.values() if g.dataset == "selqa")
+    town = selqa.article.removeprefix("selqa:")
+    assert selqa.sentences[1] == f"The mayor of {town} is Ann Lee. [SEP] {town} lies on a river."
+
+
+def test_training_with_context_writes_it_where_question_time_reads_it(tmp_path: Path) -> None:
+    data = write_data(tmp_path / "data")
+    work, out = tmp_path / "work", tmp_path / "model"
+    argv = [
+        "--data-dir", str(data), "--work", str(work), "--out", str(out), "--seed", "0",
+        "--max-steps", "2", "--eval-every", "2", "--mine-questions", "6", "--held-questions", "4",
+        "--held-squad-articles", "1", "--latency-calls", "2", "--layers", "1",
+        "--context", "previous", "--max-length", "96",
+    ]
+    assert train_verifier.main(argv) == 0
+    verifier = Verifier(out)
+    assert verifier.context == "previous" and verifier.calibration.max_length == 96
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["context"] == "previous"
+    assert "previous sentence" in (out / "MODEL_CARD.md").read_text()

