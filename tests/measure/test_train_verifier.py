@@ -81,14 +81,20 @@ def test_a_negative_holding_the_answer_is_left_out(tmp_path: Path) -> None:
                 assert not any(a.lower() in sentence.lower() for a in group.answers)
 
 
-def test_training_command_end_to_end(tmp_path: Path) -> None:
+def tiny_run(tmp_path: Path, steps: int, *extra: str) -> tuple[list[str], Path, Path]:
+    """The training command's arguments for a run of a few steps on the test's data, and its work and out folders."""
     data = write_data(tmp_path / "data")
     work, out = tmp_path / "work", tmp_path / "model"
     argv = [
         "--data-dir", str(data), "--work", str(work), "--out", str(out), "--seed", "0",
-        "--max-steps", "4", "--eval-every", "2", "--mine-questions", "6", "--held-questions", "4",
-        "--held-squad-articles", "1", "--latency-calls", "3", "--layers", "1",
+        "--max-steps", str(steps), "--eval-every", "2", "--mine-questions", "6", "--held-questions", "4",
+        "--held-squad-articles", "1", "--latency-calls", "3", "--layers", "1", *extra,
     ]
+    return argv, work, out
+
+
+def test_training_command_end_to_end(tmp_path: Path) -> None:
+    argv, work, out = tiny_run(tmp_path, 4)
     assert train_verifier.main(argv) == 0
     assert (work / "checkpoint" / "state.json").is_file()
     assert json.loads((work / "checkpoint" / "state.json").read_text())["step"] == 4
@@ -122,14 +128,7 @@ def test_with_context_each_candidate_is_read_after_the_sentence_before_it(tmp_pa
 
 
 def test_training_with_context_writes_it_where_question_time_reads_it(tmp_path: Path) -> None:
-    data = write_data(tmp_path / "data")
-    work, out = tmp_path / "work", tmp_path / "model"
-    argv = [
-        "--data-dir", str(data), "--work", str(work), "--out", str(out), "--seed", "0",
-        "--max-steps", "2", "--eval-every", "2", "--mine-questions", "6", "--held-questions", "4",
-        "--held-squad-articles", "1", "--latency-calls", "2", "--layers", "1",
-        "--context", "previous", "--max-length", "96",
-    ]
+    argv, _, out = tiny_run(tmp_path, 2, "--context", "previous", "--max-length", "96")
     assert train_verifier.main(argv) == 0
     verifier = Verifier(out)
     assert verifier.context == "previous" and verifier.calibration.max_length == 96
