@@ -89,10 +89,10 @@ def rank(
     weights = weights or FusionWeights()
     if retriever == "default" and verifier is not None:
         fused = fused_scores(found, weights)
-        texts = candidate_reading(index.sentences, found.rows, scorer_context(verifier))
+        read = candidate_reading(index.sentences, found.rows, scorer_context(verifier))
         prior = confidence(confidence_features(index, found, tokens, fused))
         policy = RerankPolicy()
-        reranked = rerank(verifier, question, texts, fused, prior, policy)
+        reranked = rerank(verifier, question, read, fused, prior, policy)
         hits = _hits(index, found, reranked.order, reranked.scores, weights, k)
         return Retrieval(hits, reranked.confidence, answer_at=policy.answer_at, unsure_at=policy.unsure_at)
     scored = "fusion" if retriever == "default" else retriever

@@ -154,7 +154,7 @@ class Reranked:
 def rerank(
     verifier: PairScorer,
     question: str,
-    texts: Sequence[str] | Callable[[int], str],
+    read: Callable[[int], str],
     fused: np.ndarray,
     fusion_confidence: float,
     policy: RerankPolicy | None = None,
@@ -162,15 +162,14 @@ def rerank(
     """Reread the fusion's `policy.depth` best candidates with the verifier and reorder them.
 
     Args:
-        texts: each candidate's sentence side (qa.verify.scorer.reading), aligned with
-            `fused`, or a function from a candidate's position to it (candidate_reading).
+        read: a candidate's sentence side (qa.verify.scorer.reading) from its
+            position in `fused` (candidate_reading makes it from an index).
         fused: each candidate's fused score.
         fusion_confidence: the fusion's own confidence that its best candidate answers.
     """
     policy = policy or RerankPolicy()
     by_fusion = np.argsort(-fused, kind="stable")
     reread = by_fusion[: policy.depth]
-    read = texts if callable(texts) else texts.__getitem__
     logits = verifier.logits([question] * len(reread), [read(int(i)) for i in reread])
     ordering = policy.order_scores(logits, fused[reread])
     first = reread[np.argsort(-ordering, kind="stable")]

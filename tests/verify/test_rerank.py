@@ -27,7 +27,7 @@ FUSED = np.asarray([0.9, 0.8, 0.7, 0.6, 0.5])
 
 def test_only_the_fusions_best_are_reread_and_they_come_first() -> None:
     scorer = SetLogits({"a": -2.0, "b": 3.0, "c": 0.5})
-    result = rerank(scorer, "q?", TEXTS, FUSED, 0.5, RerankPolicy(depth=3, fused_weight=0.0))
+    result = rerank(scorer, "q?", TEXTS.__getitem__, FUSED, 0.5, RerankPolicy(depth=3, fused_weight=0.0))
     assert scorer.asked == [("q?", "a"), ("q?", "b"), ("q?", "c")]
     assert result.order.tolist() == [1, 2, 0, 3, 4]  # b, c, a by logit; then d, e in the fusion's order
     assert result.scores[3] == result.scores[4] == 0.0
@@ -36,21 +36,21 @@ def test_only_the_fusions_best_are_reread_and_they_come_first() -> None:
 
 def test_the_fused_weight_breaks_near_ties() -> None:
     scorer = SetLogits({"a": 1.0, "b": 1.05, "c": -5.0})
-    assert rerank(scorer, "q", TEXTS, FUSED, 0.5, RerankPolicy(depth=3, fused_weight=0.0)).order[0] == 1
-    assert rerank(scorer, "q", TEXTS, FUSED, 0.5, RerankPolicy(depth=3, fused_weight=1.0)).order[0] == 0
+    assert rerank(scorer, "q", TEXTS.__getitem__, FUSED, 0.5, RerankPolicy(depth=3, fused_weight=0.0)).order[0] == 1
+    assert rerank(scorer, "q", TEXTS.__getitem__, FUSED, 0.5, RerankPolicy(depth=3, fused_weight=1.0)).order[0] == 0
 
 
 def test_confidence_grows_with_the_top_logit_and_its_lead() -> None:
     policy = RerankPolicy(depth=3, fused_weight=0.0, intercept=-1.0, top_logit=1.0, margin=0.5, fusion_logit=0.0)
-    sure = rerank(SetLogits({"a": 4.0, "b": -1.0, "c": -2.0}), "q", TEXTS, FUSED, 0.5, policy).confidence
-    close = rerank(SetLogits({"a": 4.0, "b": 3.9, "c": -2.0}), "q", TEXTS, FUSED, 0.5, policy).confidence
-    low = rerank(SetLogits({"a": -3.0, "b": -3.5, "c": -4.0}), "q", TEXTS, FUSED, 0.5, policy).confidence
+    sure = rerank(SetLogits({"a": 4.0, "b": -1.0, "c": -2.0}), "q", TEXTS.__getitem__, FUSED, 0.5, policy).confidence
+    close = rerank(SetLogits({"a": 4.0, "b": 3.9, "c": -2.0}), "q", TEXTS.__getitem__, FUSED, 0.5, policy).confidence
+    low = rerank(SetLogits({"a": -3.0, "b": -3.5, "c": -4.0}), "q", TEXTS.__getitem__, FUSED, 0.5, policy).confidence
     assert sure > close > low
     assert sure == pytest.approx(1 / (1 + np.exp(-(-1.0 + 4.0 + 0.5 * 5.0))))
 
 
 def test_fewer_candidates_than_the_depth() -> None:
-    result = rerank(SetLogits({"a": 0.0}), "q", ["a"], np.asarray([0.3]), 0.5, RerankPolicy(depth=20))
+    result = rerank(SetLogits({"a": 0.0}), "q", ["a"].__getitem__, np.asarray([0.3]), 0.5, RerankPolicy(depth=20))
     assert result.order.tolist() == [0] and 0.0 < result.confidence < 1.0
 
 
@@ -58,19 +58,19 @@ def test_the_fusions_confidence_counts_as_weighted() -> None:
     scorer = SetLogits({"a": 1.0, "b": 0.0, "c": -1.0})
     weighted = RerankPolicy(depth=3, fused_weight=0.0, fusion_logit=1.0)
     assert (
-        rerank(scorer, "q", TEXTS, FUSED, 0.9, weighted).confidence
-        > rerank(scorer, "q", TEXTS, FUSED, 0.1, weighted).confidence
+        rerank(scorer, "q", TEXTS.__getitem__, FUSED, 0.9, weighted).confidence
+        > rerank(scorer, "q", TEXTS.__getitem__, FUSED, 0.1, weighted).confidence
     )
     ignored = RerankPolicy(depth=3, fused_weight=0.0, fusion_logit=0.0)
     assert (
-        rerank(scorer, "q", TEXTS, FUSED, 0.9, ignored).confidence
-        == rerank(scorer, "q", TEXTS, FUSED, 0.1, ignored).confidence
+        rerank(scorer, "q", TEXTS.__getitem__, FUSED, 0.9, ignored).confidence
+        == rerank(scorer, "q", TEXTS.__getitem__, FUSED, 0.1, ignored).confidence
     )
 
 
 def test_scores_are_in_the_fused_scores_units_so_only_near_ties_are_quoted_together() -> None:
     scorer = SetLogits({"a": 2.0, "b": -3.2, "c": -40.0})
-    result = rerank(scorer, "q", TEXTS, FUSED, 0.5, RerankPolicy(depth=3, fused_weight=32.0))
+    result = rerank(scorer, "q", TEXTS.__getitem__, FUSED, 0.5, RerankPolicy(depth=3, fused_weight=32.0))
     assert result.order.tolist() == [0, 1, 2, 3, 4]
     # fused + logit / 32: a 0.9625, b 0.7, c 0.7 - 1.25 kept at 0; d and e were never read.
     assert result.scores.tolist() == pytest.approx([0.9625, 0.7, 0.0, 0.0, 0.0])
