@@ -14,6 +14,8 @@ only the lists nearest to it. `qa info` says which one an index uses, and
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +27,28 @@ import numpy as np
 def vector_key(record_id: str) -> int:
     """The int64 key of a 16-hex-digit record id (its first 60 bits, always positive)."""
     return int(record_id[:15], 16)
+
+
+# FAISS threads per question search (see search_threads).
+SEARCH_THREADS = 1
+
+
+@contextmanager
+def search_threads() -> Iterator[None]:
+    """Run FAISS on SEARCH_THREADS OpenMP threads in the calling thread, restoring its count after.
+
+    One question is one query vector: more threads save it little on a quiet
+    machine, and on busy cores they wait on each other and their spinning
+    takes the cores from the verifier's next run (`python -m
+    qa.measure.search_threads` measures both ways). OpenMP keeps the count per
+    calling thread, so a build in another thread keeps all of its threads.
+    """
+    saved = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(SEARCH_THREADS)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(saved)
 
 
 # In an approximate store, a restriction to at most this many records is
@@ -203,7 +227,8 @@ class FaissStore:
                 params = faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)  # type: ignore[call-arg]
             else:
                 params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
-        scores, keys = self._index.search(np.ascontiguousarray(query[None, :], dtype=np.float32), k, params=params)
+        with search_threads():
+            scores, keys = self._index.search(np.ascontiguousarray(query[None, :], dtype=np.float32), k, params=params)
         keep = keys[0] >= 0
         return scores[0][keep], keys[0][keep]
 

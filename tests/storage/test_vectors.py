@@ -38,6 +38,39 @@ def test_search_returns_best_keys_first_with_cosines() -> None:
     assert len(store.search(vectors[0], 50)[1]) == 5  # k larger than the store
 
 
+def test_a_search_runs_faiss_on_its_search_threads_and_restores_the_count_after() -> None:
+    import faiss
+
+    store = FaissStore(8)
+    store.add(np.array([1, 2, 3]), unit_rows(3))
+    seen = []
+
+    class Recording:
+        def __init__(self, inner: object) -> None:
+            self.inner = inner
+
+        def search(self, *args: object, **kwargs: object) -> object:
+            seen.append(faiss.omp_get_max_threads())
+            if len(seen) > 1:
+                raise RuntimeError("a failing search")
+            return self.inner.search(*args, **kwargs)  # type: ignore[attr-defined]
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.inner, name)
+
+    store._index = Recording(store._index)  # type: ignore[assignment]
+    saved = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        assert len(store.search(unit_rows(1)[0], 2)[1]) == 2
+        assert faiss.omp_get_max_threads() == 2
+        with pytest.raises(RuntimeError, match="a failing search"):
+            store.search(unit_rows(1)[0], 2)
+        assert seen == [1, 1] and faiss.omp_get_max_threads() == 2
+    finally:
+        faiss.omp_set_num_threads(saved)
+
+
 def test_vectors_and_remove_by_key() -> None:
     vectors = unit_rows(4)
     store = FaissStore(8)
