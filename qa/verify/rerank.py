@@ -77,9 +77,9 @@ class RerankPolicy:
             budget; the fusion's hit@5 on SQuAD is 0.94.
         fused_weight: the fused score's weight beside the logit when ordering
             (fused scores lie between 0 and 1, logits between about -8 and 8).
-            32 had the best held-aside MRR@10 of the grid: alone the verifier
-            orders worse than the fusion, so it mostly breaks the fusion's
-            near ties.
+            16 had the best held-aside MRR@10 of the grid (32 within 0.001):
+            alone the verifier orders worse than the fusion, so it mostly
+            breaks the fusion's near ties.
         intercept, top_logit, margin, fusion_logit: the logistic model of
             P(the top sentence answers) over the top logit, its lead over the
             second, and the log-odds of the fusion's own confidence.
@@ -89,21 +89,20 @@ class RerankPolicy:
             the held-aside data (the largest true-minus-false answer rate,
             Youden's J). The probability is that the top sentence answers, so
             an answerable question whose best sentence is wrong counts against
-            it, and its J-best threshold lies well below 0.5: 0.24 (0.22 on
-            the SQuAD articles alone, 0.23 on the SelQA ones).
+            it, and its J-best threshold lies well below 0.5: 0.21.
         unsure_at: from here up to answer_at the closest sentence is shown as
             one that may not answer; the same share of answer_at as the
             fusion's band (0.2 of 0.5).
     """
 
     depth: int = 5
-    fused_weight: float = 32.0
-    intercept: float = -1.996
-    top_logit: float = 0.038
-    margin: float = 0.318
-    fusion_logit: float = 0.656
-    answer_at: float = 0.24
-    unsure_at: float = 0.096
+    fused_weight: float = 16.0
+    intercept: float = -2.051
+    top_logit: float = 0.042
+    margin: float = 0.339
+    fusion_logit: float = 0.657
+    answer_at: float = 0.21
+    unsure_at: float = 0.084
 
     def order_scores(self, logits: np.ndarray, fused: np.ndarray) -> np.ndarray:
         """What the reread candidates are ordered by, higher first."""

