@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from qa.measure.verifier_batches import TrainSettings, training_pool
-from qa.measure.verifier_data import Group, choose_split, load_groups, mining_corpus
+from qa.measure.verifier_data import SELQA, SQUAD_DEV, SQUAD_TRAIN, Group, choose_split, load_groups, mining_corpus
 from qa.measure.verifier_mining import with_readings
 from qa.verify.scorer import CONTEXTS
 
@@ -63,6 +63,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     args = parse_args(argv)
+    missing = [name for name in (SQUAD_DEV, SQUAD_TRAIN, *SELQA) if not (args.data_dir / name).is_file()]
+    if missing:
+        print(
+            f'error: {args.data_dir} lacks {", ".join(missing)}; README.md, "The answer verifier", says where to get them',
+            file=sys.stderr,
+        )
+        return 2
     args.argv = list(sys.argv[1:] if argv is None else argv)
     started = time.time()
     settings = TrainSettings(

@@ -109,6 +109,15 @@ def test_training_command_end_to_end(tmp_path: Path) -> None:
     assert json.loads((out / "report.json").read_text())["training"]["steps"] == 4
 
 
+def test_a_data_folder_lacking_a_file_is_named_before_anything_is_written(tmp_path: Path, capsys) -> None:
+    data = write_data(tmp_path / "data")
+    (data / "selqa-ass-test.json").unlink()
+    work, out = tmp_path / "work", tmp_path / "out"
+    assert train_verifier.main(["--data-dir", str(data), "--work", str(work), "--out", str(out)]) == 2
+    assert "lacks selqa-ass-test.json" in capsys.readouterr().err
+    assert not work.exists() and not out.exists()
+
+
 def test_with_context_each_candidate_is_read_after_the_sentence_before_it(tmp_path: Path) -> None:
     data = write_data(tmp_path / "data")
     split = choose_split(data, 0, squad_articles=1)
