@@ -2,7 +2,7 @@
 
     python -m qa.measure.train_verifier --data-dir ../shared/data --work .cache/verifier \\
         --out qa/verify/model --seed 0 [--max-steps N] [--limit-questions N] [--layers 4] \\
-        [--context previous --max-length 128]
+        [--context previous --max-length 128] [--mine-questions N --mined-per-group N]
 
 Steps: training groups from the allowed data (qa/measure/verifier_data.py);
 hard candidates mined with the current fusion over an index of the allowed
@@ -53,6 +53,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--checkpoint-minutes", type=float, default=TrainSettings.checkpoint_minutes)
     parser.add_argument("--limit-questions", type=int, help="train on this many groups only (pilots, tests)")
     parser.add_argument("--mine-questions", type=int, default=2000, help="SQuAD training questions mined (0: none)")
+    parser.add_argument(
+        "--mined-per-group",
+        type=int,
+        default=TrainSettings.mined_per_group,
+        help="of a mined question's negatives, at most this many are the fusion's best wrong candidates",
+    )
     parser.add_argument("--held-questions", type=int, default=300, help="held-aside SQuAD questions in the report")
     parser.add_argument("--held-squad-articles", type=int, default=4, help="even dev articles held aside")
     parser.add_argument("--latency-calls", type=int, default=100, help="scorer calls timed per latency figure")
@@ -78,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         max_steps=args.max_steps,
         max_length=args.max_length,
         context=args.context,
+        mined_per_group=args.mined_per_group,
         eval_every=args.eval_every,
         checkpoint_minutes=args.checkpoint_minutes,
     )

@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 from qa.measure import train_verifier
-from qa.measure.verifier_data import choose_split, load_groups, mining_corpus
+from qa.measure.verifier_batches import TrainSettings, training_pool
+from qa.measure.verifier_data import Group, choose_split, load_groups, mining_corpus
 from qa.verify.scorer import Verifier
 
 ODD_MARKER = "Zorblax"  # only in the odd-numbered dev article: it must never be read
@@ -81,6 +82,20 @@ def test_a_negative_holding_the_answer_is_left_out(tmp_path: Path) -> None:
                 assert not any(a.lower() in sentence.lower() for a in group.answers)
 
 
+def test_mined_per_group_caps_the_fusions_wrong_candidates_attached_to_a_question() -> None:
+    group = Group("q1", "When was Alphaville founded?", ["It was founded in 1800."], [1], "Alpha.txt", "squad")
+    top = [
+        {"text": "It was founded in 1800.", "hit": True},  # the answer itself: never a negative
+        {"text": "Betaville was founded in 1801.", "hit": False},
+        {"text": "Gammaville was founded in 1802.", "hit": False},
+        {"text": "Deltaville was founded in 1803.", "hit": False},
+    ]
+    for cap, attached in ((1, 1), (3, 3), (5, 3)):
+        (pooled,) = training_pool([group], {"q1": {"top": top}}, TrainSettings(mined_per_group=cap))
+        assert pooled.labels == [1] + [2] * attached
+        assert pooled.sentences[1:] == [c["text"] for c in top[1 : 1 + attached]]  # the fusion's best wrong first
+
+
 def tiny_run(tmp_path: Path, steps: int, *extra: str) -> tuple[list[str], Path, Path]:
     """The training command's arguments for a run of a few steps on the test's data, and its work and out folders."""
     data = write_data(tmp_path / "data")
@@ -103,6 +118,7 @@ def test_training_command_end_to_end(tmp_path: Path) -> None:
     assert scores.logits.shape == (2,) and ((scores.probabilities > 0) & (scores.probabilities < 1)).all()
     report = json.loads((out / "report.json").read_text())
     assert report["training"]["steps"] == 4 and report["shipped"] in ("fp32", "int8")
+    assert report["settings"]["mined_per_group"] == TrainSettings.mined_per_group
     assert "--seed 0" in (out / "MODEL_CARD.md").read_text()
     # The same command again resumes from the finished checkpoint: no further steps.
     assert train_verifier.main(argv) == 0
@@ -137,10 +153,10 @@ def test_with_context_each_candidate_is_read_after_the_sentence_before_it(tmp_pa
 
 
 def test_training_with_context_writes_it_where_question_time_reads_it(tmp_path: Path) -> None:
-    argv, _, out = tiny_run(tmp_path, 2, "--context", "previous", "--max-length", "96")
+    argv, _, out = tiny_run(tmp_path, 2, "--context", "previous", "--max-length", "96", "--mined-per-group", "1")
     assert train_verifier.main(argv) == 0
     verifier = Verifier(out)
     assert verifier.context == "previous" and verifier.calibration.max_length == 96
     report = json.loads((out / "report.json").read_text())
-    assert report["settings"]["context"] == "previous"
+    assert report["settings"]["context"] == "previous" and report["settings"]["mined_per_group"] == 1
     assert "previous sentence" in (out / "MODEL_CARD.md").read_text()

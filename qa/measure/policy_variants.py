@@ -1,0 +1,245 @@
+"""Other ways the verifier's scores could become the answer's confidence, compared on held-aside data.
+
+    python -m qa.measure.policy_variants --data-dir ../shared/data --work .cache/squad [--seed 0] [--json FILE]
+
+The same held-aside questions as `qa.measure.calibrate_verifier` (the
+verifier's held-aside even SQuAD articles and SelQA articles, each asked as
+it is and with its own article hidden; never the odd SQuAD articles or the
+seed dev sets) are searched once, with the fusion's best `MAX_DEPTH`
+candidates read by the shipped verifier, and cached as JSON in `--work`.
+Each variant then changes one thing of the shipped policy:
+
+- the confidence's features: the shipped three (top logit, its lead over the
+  second, the fusion's log-odds), without the fusion's, or with the top
+  candidate's share of a softmax over the logits added;
+- the fit's weights: every case alike (shipped), or SQuAD and SelQA weighing
+  the same in all, so that the reworded SelQA questions count for more;
+- the depth: how many of the fusion's candidates the verifier reads (each
+  is one more model run per question), with its own best fused weight.
+
+Each variant's confidence is fitted and judged by 5-fold cross-validation
+over questions (a question's own and hidden cases fall in the same fold), so
+a variant with more features gains nothing from fitting its own test cases.
+Reported per set: the confidence's AUROC, and at the variant's Youden
+threshold the share of answerable questions abstained on and of hidden ones
+abstained on; and the reranked MRR@10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from qa.config import Settings
+from qa.measure.calibrate_verifier import (
+    THRESHOLDS,
+    Case,
+    best_fused_weight,
+    held_selqa,
+    hide_own_source,
+    ordered,
+    search_cases,
+)
+from qa.measure.datasets import load_squad
+from qa.measure.evaluate import auroc, prepare, rank_metrics
+from qa.measure.verifier_data import SQUAD_DEV, choose_split
+from qa.verify.rerank import RerankPolicy, log_odds, top_and_margin
+from qa.verify.scorer import MODEL_DIR, MODEL_FILE, file_sha256, load_verifier
+
+MAX_DEPTH = 10
+DEPTHS = (1, 2, 3, 4, 5, 6, 8, 10)
+FEATURES = ("logit, lead, fusion", "logit, lead", "logit, lead, fusion, top share")
+FOLDS = 5
+
+
+@dataclass(frozen=True)
+class Variant:
+    features: str = FEATURES[0]
+    balanced: bool = False
+    depth: int = RerankPolicy.depth
+    fused_weight: float = RerankPolicy.fused_weight
+
+
+def collect(data_dir: Path, work: Path, seed: int, held_articles: int) -> tuple[dict[str, list[Case]], set[str]]:
+    """The held-aside cases at MAX_DEPTH by set (SQuAD and SelQA, own and hidden), and the reworded SelQA ids.
+
+    Cached in `work`, under the shipped model's checksum and the seed.
+    """
+    verifier = load_verifier(MODEL_DIR)
+    cache = work / f"policy-cases-{file_sha256(MODEL_DIR / MODEL_FILE)[:12]}-seed{seed}.json"
+    if cache.is_file():
+        stored = json.loads(cache.read_text(encoding="utf-8"))
+        return {name: [_case(row) for row in rows] for name, rows in stored["sets"].items()}, set(stored["reworded"])
+    split = choose_split(data_dir, seed, held_articles)
+    index, questions = prepare(data_dir / SQUAD_DEV, Settings(), work)
+    position = {name: number for number, name in enumerate(load_squad(data_dir / SQUAD_DEV)[0])}
+    squad = [q for q in questions if position[q.source] in set(split.squad_dev_held)]
+    selqa = held_selqa(data_dir, split.selqa_held, work)
+    sets = {
+        "squad own": search_cases(index, verifier, squad, MAX_DEPTH),
+        "squad hidden": search_cases(index, verifier, squad, MAX_DEPTH, hide_own_source),
+        "selqa own": search_cases(selqa.index, verifier, selqa.questions, MAX_DEPTH),
+        "selqa hidden": search_cases(selqa.index, verifier, selqa.questions, MAX_DEPTH, selqa.hide_article),
+    }
+    rows = {name: [_row(case) for case in cases] for name, cases in sets.items()}
+    cache.write_text(json.dumps({"sets": rows, "reworded": sorted(selqa.reworded)}) + "\n", encoding="utf-8")
+    return sets, selqa.reworded
+
+
+def _row(case: Case) -> dict:
+    row = asdict(case)
+    return row | {key: np.asarray(row[key]).tolist() for key in ("fused", "logits", "hits")}
+
+
+def _case(row: dict) -> Case:
+    arrays = {
+        key: np.asarray(row[key], dtype=bool if key == "hits" else np.float64) for key in ("fused", "logits", "hits")
+    }
+    return Case(**(row | arrays))
+
+
+def at_depth(case: Case, depth: int) -> Case:
+    """The case as a verifier reading only the fusion's best `depth` would have seen it."""
+    hits = [bool(hit) for hit in case.hits] + case.rest_hits
+    return replace(
+        case,
+        fused=case.fused[:depth],
+        logits=case.logits[:depth],
+        hits=np.asarray(hits[:depth]),
+        rest_hits=hits[depth:],
+    )
+
+
+def feature_row(case: Case, variant: Variant) -> tuple[list[float], bool]:
+    """The variant's confidence features for a case, and whether its top candidate answers."""
+    policy = RerankPolicy(fused_weight=variant.fused_weight)
+    ordering = policy.order_scores(case.logits, case.fused)
+    top, lead = top_and_margin(case.logits, ordering)
+    row = [top, lead]
+    if "fusion" in variant.features:
+        row.append(log_odds(case.fusion_confidence))
+    if "share" in variant.features:
+        shares = np.exp(case.logits - case.logits.max())
+        row.append(log_odds(float(shares[np.argmax(ordering)] / shares.sum())))
+    hits, _ = ordered(case, policy)
+    return row, bool(case.answerable and hits[0])
+
+
+def judge(sets: dict[str, list[Case]], reworded: set[str], variant: Variant) -> dict:
+    """Cross-validated figures of one variant on SQuAD, SelQA and SelQA's reworded questions."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+
+    named = [(name, at_depth(case, variant.depth)) for name in sets for case in sets[name]]
+    rows, labels = zip(*(feature_row(case, variant) for _, case in named), strict=True)
+    features, right = np.asarray(rows), np.asarray(labels)
+    selqa = np.asarray([name.startswith("selqa") for name, _ in named])
+    weights = np.ones(len(named))
+    if variant.balanced:
+        weights = np.where(selqa, len(named) / (2 * selqa.sum()), len(named) / (2 * (~selqa).sum()))
+    confidence = np.zeros(len(named))
+    questions = [case.question_id for _, case in named]
+    for train, test in GroupKFold(FOLDS).split(features, right, questions):
+        model = LogisticRegression(C=1e4, max_iter=1000).fit(
+            features[train], right[train], sample_weight=weights[train]
+        )
+        confidence[test] = model.predict_proba(features[test])[:, 1]
+    unanswerable = np.asarray([not case.answerable for _, case in named])
+    threshold = youden_threshold(confidence, unanswerable, weights)
+    policy = RerankPolicy(fused_weight=variant.fused_weight)
+    figures: dict = {
+        "variant": asdict(variant),
+        "answer_at": threshold,
+        "pooled_auroc": auroc(confidence.tolist(), right.tolist()),
+    }
+    for label, chosen in (
+        ("SQuAD", ~selqa),
+        ("SelQA", selqa),
+        ("SelQA reworded", selqa & np.asarray([case.question_id in reworded for _, case in named])),
+    ):
+        own, hidden = chosen & ~unanswerable, chosen & unanswerable
+        rankings = [
+            list(ordered(case, policy)[0]) + case.rest_hits for (_, case), keep in zip(named, own, strict=True) if keep
+        ]
+        figures[label] = {
+            "auroc": auroc(confidence[chosen].tolist(), right[chosen].tolist()),
+            "abstains_when_answerable": float((confidence[own] < threshold).mean()),
+            "abstains_when_hidden": float((confidence[hidden] < threshold).mean()),
+            "mrr@10": rank_metrics(rankings)["mrr@10"],
+        }
+    return figures
+
+
+def youden_threshold(confidence: np.ndarray, unanswerable: np.ndarray, weights: np.ndarray) -> float:
+    """The threshold with the largest (weighted) share of answerable answered minus hidden answered."""
+    scored = []
+    for threshold in THRESHOLDS:
+        answered = confidence >= threshold
+        j = np.average(answered[~unanswerable], weights=weights[~unanswerable])
+        j -= np.average(answered[unanswerable], weights=weights[unanswerable])
+        scored.append((round(float(j), 9), float(threshold)))
+    return max(scored)[1]
+
+
+def variants(sets: dict[str, list[Case]]) -> list[Variant]:
+    """The shipped policy, then each change of one thing from it (depths with their own best fused weight)."""
+    chosen = [Variant(features=f, balanced=b) for f in FEATURES for b in (False, True)]
+    own = sets["squad own"] + sets["selqa own"]
+    for depth in DEPTHS:
+        weight, _ = best_fused_weight([at_depth(case, depth) for case in own], RerankPolicy())
+        chosen.append(Variant(depth=depth, fused_weight=weight))
+    return list(dict.fromkeys(chosen))  # the shipped depth comes up again: once is enough
+
+
+def table(results: list[dict]) -> str:
+    head = "| features | balanced | depth | fused weight | answer at | " + " | ".join(
+        f"{s} AUROC / abstains answerable / hidden / MRR@10" for s in ("SQuAD", "SelQA", "SelQA reworded")
+    )
+    lines = [head + " |", "|" + "---|" * (5 + 3)]
+    for r in results:
+        v = r["variant"]
+        cells = [
+            v["features"],
+            "yes" if v["balanced"] else "no",
+            str(v["depth"]),
+            f"{v['fused_weight']:g}",
+            f"{r['answer_at']:.2f}",
+        ]
+        for s in ("SQuAD", "SelQA", "SelQA reworded"):
+            f = r[s]
+            cells.append(
+                f"{f['auroc']:.3f} / {f['abstains_when_answerable']:.1%} / {f['abstains_when_hidden']:.1%} / {f['mrr@10']:.3f}"
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qa.measure.policy_variants", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--data-dir", type=Path, required=True, help="folder with squad-v1.1-dev.json and the SelQA files"
+    )
+    parser.add_argument(
+        "--work", type=Path, default=Path(".cache/squad"), help="the SQuAD corpus and index qa eval caches"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="the seed train_verifier drew its held-aside split with")
+    parser.add_argument(
+        "--held-squad-articles", type=int, default=4, help="even dev articles train_verifier held aside"
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    sets, reworded = collect(args.data_dir, args.work, args.seed, args.held_squad_articles)
+    results = [judge(sets, reworded, variant) for variant in variants(sets)]
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
