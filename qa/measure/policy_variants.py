@@ -1,12 +1,13 @@
 """Other ways the verifier's scores could become the answer's confidence, compared on held-aside data.
 
-    python -m qa.measure.policy_variants --data-dir ../shared/data --work .cache/squad [--seed 0] [--json FILE]
+    python -m qa.measure.policy_variants --data-dir ../shared/data --work .cache/squad [--seed 0] [--model-dir DIR] [--json FILE]
 
 The same held-aside questions as `qa.measure.calibrate_verifier` (the
 verifier's held-aside even SQuAD articles and SelQA articles, each asked as
 it is and with its own article hidden; never the odd SQuAD articles or the
 seed dev sets) are searched once, with the fusion's best `MAX_DEPTH`
-candidates read by the shipped verifier, and cached as JSON in `--work`.
+candidates read by the shipped verifier (or `--model-dir`'s), and cached as
+JSON in `--work`.
 Each variant then changes one thing of the shipped policy:
 
 - the confidence's features: the shipped three (top logit, its lead over the
@@ -65,13 +66,15 @@ class Variant:
     fused_weight: float = RerankPolicy.fused_weight
 
 
-def collect(data_dir: Path, work: Path, seed: int, held_articles: int) -> tuple[dict[str, list[Case]], set[str]]:
+def collect(
+    data_dir: Path, work: Path, seed: int, held_articles: int, model_dir: Path = MODEL_DIR
+) -> tuple[dict[str, list[Case]], set[str]]:
     """The held-aside cases at MAX_DEPTH by set (SQuAD and SelQA, own and hidden), and the reworded SelQA ids.
 
-    Cached in `work`, under the shipped model's checksum and the seed.
+    Cached in `work`, under the model's checksum and the seed.
     """
-    verifier = load_verifier(MODEL_DIR)
-    cache = work / f"policy-cases-{file_sha256(MODEL_DIR / MODEL_FILE)[:12]}-seed{seed}.json"
+    verifier = load_verifier(model_dir)
+    cache = work / f"policy-cases-{file_sha256(model_dir / MODEL_FILE)[:12]}-seed{seed}.json"
     if cache.is_file():
         stored = json.loads(cache.read_text(encoding="utf-8"))
         return {name: [_case(row) for row in rows] for name, rows in stored["sets"].items()}, set(stored["reworded"])
@@ -231,9 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--held-squad-articles", type=int, default=4, help="even dev articles train_verifier held aside"
     )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=MODEL_DIR,
+        help="the verifier whose scores are read (default: the shipped one; a train_verifier --out folder to try another)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    sets, reworded = collect(args.data_dir, args.work, args.seed, args.held_squad_articles)
+    sets, reworded = collect(args.data_dir, args.work, args.seed, args.held_squad_articles, args.model_dir)
     results = [judge(sets, reworded, variant) for variant in variants(sets)]
     print(table(results))
     if args.json:
