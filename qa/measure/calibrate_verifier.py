@@ -226,8 +226,9 @@ def report(name: str, rows: np.ndarray, labels: np.ndarray, policy: RerankPolicy
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m qa.measure.calibrate_verifier", description=__doc__.split("\n")[0])
+def held_aside_parser(prog: str, description: str, model_use: str) -> argparse.ArgumentParser:
+    """The options of the tools that ask the verifier's held-aside questions (this one and policy_variants)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument(
         "--data-dir", type=Path, required=True, help="folder with squad-v1.1-dev.json and the SelQA files"
     )
@@ -242,9 +243,14 @@ def main(argv: list[str] | None = None) -> int:
         "--model-dir",
         type=Path,
         default=MODEL_DIR,
-        help="the verifier to fit for (default: the shipped one; a train_verifier --out folder to try another)",
+        help=f"the verifier {model_use} (default: the shipped one; a train_verifier --out folder to try another)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = held_aside_parser("python -m qa.measure.calibrate_verifier", __doc__.split("\n")[0], "to fit for")
     args = parser.parse_args(argv)
 
     verifier = load_verifier(args.model_dir)  # first, so that a wrong --model-dir fails before any indexing

@@ -28,7 +28,6 @@ abstained on; and the reranked MRR@10.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import asdict, dataclass, replace
@@ -41,6 +40,7 @@ from qa.measure.calibrate_verifier import (
     THRESHOLDS,
     Case,
     best_fused_weight,
+    held_aside_parser,
     held_selqa,
     hide_own_source,
     ordered,
@@ -223,24 +223,7 @@ def table(results: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m qa.measure.policy_variants", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--data-dir", type=Path, required=True, help="folder with squad-v1.1-dev.json and the SelQA files"
-    )
-    parser.add_argument(
-        "--work", type=Path, default=Path(".cache/squad"), help="the SQuAD corpus and index qa eval caches"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="the seed train_verifier drew its held-aside split with")
-    parser.add_argument(
-        "--held-squad-articles", type=int, default=4, help="even dev articles train_verifier held aside"
-    )
-    parser.add_argument(
-        "--model-dir",
-        type=Path,
-        default=MODEL_DIR,
-        help="the verifier whose scores are read (default: the shipped one; a train_verifier --out folder to try another)",
-    )
-    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser = held_aside_parser("python -m qa.measure.policy_variants", __doc__.split("\n")[0], "whose scores are read")
     args = parser.parse_args(argv)
     sets, reworded = collect(args.data_dir, args.work, args.seed, args.held_squad_articles, args.model_dir)
     results = [judge(sets, reworded, variant) for variant in variants(sets)]

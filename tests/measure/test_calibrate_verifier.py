@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from qa.errors import VerifierError
-from qa.measure import calibrate_verifier
+from qa.measure import calibrate_verifier, policy_variants
 from qa.measure.verifier_data import choose_split
 from qa.verify.rerank import RerankPolicy
 
@@ -132,10 +132,11 @@ def test_the_unsure_band_is_the_fusions_share_of_the_answer_threshold() -> None:
     assert (policy.answer_at, policy.unsure_at) == (0.3, 0.12)
 
 
-def test_a_model_folder_without_a_verifier_is_refused_before_any_indexing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tool", [calibrate_verifier, policy_variants], ids=lambda tool: tool.__name__)
+def test_a_model_folder_without_a_verifier_is_refused_before_any_indexing(tmp_path: Path, tool) -> None:
     data = write_data(tmp_path / "data")
     work = tmp_path / "work"
     argv = ["--data-dir", str(data), "--work", str(work), "--model-dir", str(tmp_path / "no-model")]
     with pytest.raises(VerifierError, match="no-model"):
-        calibrate_verifier.main(argv)
+        tool.main(argv)
     assert not work.exists()

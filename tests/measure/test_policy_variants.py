@@ -2,7 +2,8 @@
 
 End to end on the calibration test's written data with the shipped verifier,
 and its pure parts on hand-made cases. The figures on real data are
-BENCHMARKS.md's.
+BENCHMARKS.md's. That it refuses a folder without a verifier is tested beside
+calibrate_verifier's refusal.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from qa.errors import VerifierError
 from qa.measure import policy_variants
 from qa.measure.calibrate_verifier import Case
 from qa.measure.policy_variants import Variant, at_depth, feature_row, judge
@@ -73,11 +72,3 @@ def test_end_to_end_on_written_data_and_again_from_its_cache(tmp_path: Path, cap
     assert policy_variants.main(argv) == 0  # from the cache: the same figures
     assert json.loads(out.read_text(encoding="utf-8")) == results
 
-
-def test_a_model_folder_without_a_verifier_is_refused_before_any_indexing(tmp_path: Path) -> None:
-    data = write_data(tmp_path / "data")
-    work = tmp_path / "work"
-    argv = ["--data-dir", str(data), "--work", str(work), "--model-dir", str(tmp_path / "no-model")]
-    with pytest.raises(VerifierError, match="no-model"):
-        policy_variants.main(argv)
-    assert not work.exists()
