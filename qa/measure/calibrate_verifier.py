@@ -187,16 +187,22 @@ def confidences(rows: np.ndarray, policy: RerankPolicy) -> np.ndarray:
     )
 
 
-def best_answer_at(values: np.ndarray, unanswerable: np.ndarray) -> tuple[float, float]:
+def best_answer_at(
+    values: np.ndarray, unanswerable: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[float, float]:
     """The threshold that best tells answerable questions from unanswerable ones, and its Youden's J.
 
     J is the share of answerable questions answered minus the share of
-    unanswerable ones answered; ties go to the higher threshold.
+    unanswerable ones answered (each case counting by its weight, if given);
+    ties go to the higher threshold.
     """
-    scored = [
-        (round(float(np.mean(values[~unanswerable] >= t) - np.mean(values[unanswerable] >= t)), 9), float(t))
-        for t in THRESHOLDS
-    ]
+    answerable_weights = None if weights is None else weights[~unanswerable]
+    unanswerable_weights = None if weights is None else weights[unanswerable]
+    scored = []
+    for t in THRESHOLDS:
+        j = np.average(values[~unanswerable] >= t, weights=answerable_weights)
+        j -= np.average(values[unanswerable] >= t, weights=unanswerable_weights)
+        scored.append((round(float(j), 9), float(t)))
     j, threshold = max(scored)
     return threshold, round(j, 4)
 

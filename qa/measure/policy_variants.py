@@ -16,7 +16,8 @@ Each variant then changes one thing of the shipped policy:
 - the fit's weights: every case alike (shipped), or SQuAD and SelQA weighing
   the same in all, so that the reworded SelQA questions count for more;
 - the depth: how many of the fusion's candidates the verifier reads (each
-  is one more model run per question), with its own best fused weight.
+  is one more model run per question), with its own best fused weight
+  (chosen on the same questions' MRR@10, as calibrate_verifier chooses it).
 
 Each variant's confidence is fitted and judged by 5-fold cross-validation
 over questions (a question's own and hidden cases fall in the same fold), so
@@ -37,8 +38,8 @@ import numpy as np
 
 from qa.config import Settings
 from qa.measure.calibrate_verifier import (
-    THRESHOLDS,
     Case,
+    best_answer_at,
     best_fused_weight,
     held_aside_parser,
     held_selqa,
@@ -153,7 +154,7 @@ def judge(sets: dict[str, list[Case]], reworded: set[str], variant: Variant) -> 
         )
         confidence[test] = model.predict_proba(features[test])[:, 1]
     unanswerable = np.asarray([not case.answerable for _, case in named])
-    threshold = youden_threshold(confidence, unanswerable, weights)
+    threshold, _ = best_answer_at(confidence, unanswerable, weights)
     policy = RerankPolicy(fused_weight=variant.fused_weight)
     figures: dict = {
         "variant": asdict(variant),
@@ -176,17 +177,6 @@ def judge(sets: dict[str, list[Case]], reworded: set[str], variant: Variant) -> 
             "mrr@10": rank_metrics(rankings)["mrr@10"],
         }
     return figures
-
-
-def youden_threshold(confidence: np.ndarray, unanswerable: np.ndarray, weights: np.ndarray) -> float:
-    """The threshold with the largest (weighted) share of answerable answered minus hidden answered."""
-    scored = []
-    for threshold in THRESHOLDS:
-        answered = confidence >= threshold
-        j = np.average(answered[~unanswerable], weights=weights[~unanswerable])
-        j -= np.average(answered[unanswerable], weights=weights[unanswerable])
-        scored.append((round(float(j), 9), float(threshold)))
-    return max(scored)[1]
 
 
 def variants(sets: dict[str, list[Case]]) -> list[Variant]:

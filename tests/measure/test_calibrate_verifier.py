@@ -127,6 +127,16 @@ def test_the_answer_threshold_is_the_one_that_best_splits_answerable_from_unansw
     assert calibrate_verifier.best_answer_at(values, unanswerable) == (0.7, 0.75)
 
 
+def test_weights_count_each_case_in_the_answer_threshold() -> None:
+    values = np.asarray([0.9, 0.3, 0.5, 0.1])
+    unanswerable = np.asarray([False, False, True, True])
+    # Alike, answering from 0.31 to 0.9 and answering down to 0.3 tie at J 0.5; ties go high.
+    assert calibrate_verifier.best_answer_at(values, unanswerable) == (0.9, 0.5)
+    # The answerable 0.3 weighing three: leaving it out now costs three quarters of the answerable weight.
+    weights = np.asarray([1.0, 3.0, 1.0, 1.0])
+    assert calibrate_verifier.best_answer_at(values, unanswerable, weights) == (0.3, 0.5)
+
+
 def test_the_unsure_band_is_the_fusions_share_of_the_answer_threshold() -> None:
     policy = calibrate_verifier.with_thresholds(RerankPolicy(), 0.3)
     assert (policy.answer_at, policy.unsure_at) == (0.3, 0.12)
