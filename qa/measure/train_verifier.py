@@ -2,7 +2,7 @@
 
     python -m qa.measure.train_verifier --data-dir ../shared/data --work .cache/verifier \\
         --out qa/verify/model --seed 0 [--max-steps N] [--limit-questions N] [--layers 4] \\
-        [--context previous --max-length 128] [--mine-questions N --mined-per-group N]
+        [--context previous --max-length 128] [--mine-questions N --mined-per-group N] [--reworded-repeats N]
 
 Steps: training groups from the allowed data (qa/measure/verifier_data.py);
 hard candidates mined with the current fusion over an index of the allowed
@@ -59,11 +59,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=TrainSettings.mined_per_group,
         help="of a mined question's negatives, at most this many are the fusion's best wrong candidates",
     )
+    parser.add_argument(
+        "--reworded-repeats",
+        type=_at_least_one,
+        default=TrainSettings.reworded_repeats,
+        help="each reworded SelQA training question is in the pool this many times",
+    )
     parser.add_argument("--held-questions", type=int, default=300, help="held-aside SQuAD questions in the report")
     parser.add_argument("--held-squad-articles", type=int, default=4, help="even dev articles held aside")
     parser.add_argument("--latency-calls", type=int, default=100, help="scorer calls timed per latency figure")
     parser.add_argument("--max-minutes", type=float, help="stop training after this much wall time (then export)")
     return parser.parse_args(argv)
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"takes 1 or more (1: each question once), not {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         max_length=args.max_length,
         context=args.context,
         mined_per_group=args.mined_per_group,
+        reworded_repeats=args.reworded_repeats,
         eval_every=args.eval_every,
         checkpoint_minutes=args.checkpoint_minutes,
     )

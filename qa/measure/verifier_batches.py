@@ -32,6 +32,7 @@ class TrainSettings:
     max_length: int = 80  # question plus sentence: most SQuAD and SelQA pairs fit, and cost grows with it
     context: str = "none"  # what the sentence side holds beside the sentence (qa.verify.scorer.reading)
     answer_removed_share: float = 0.5  # of SelQA training questions, also asked with their answers removed
+    reworded_repeats: int = 1  # each reworded SelQA group (and its answer-removed one) is in the pool this many times
     eval_every: int = 250
     checkpoint_minutes: float = 4.0
 
@@ -41,7 +42,11 @@ def _group_ids(groups: list[Group]) -> dict[str, Group]:
 
 
 def training_pool(groups: list[Group], mined: dict[str, dict], settings: TrainSettings) -> list[Group]:
-    """Training groups with mined hard negatives attached, plus answer-removed SelQA groups."""
+    """Training groups with mined hard negatives attached, plus answer-removed SelQA groups.
+
+    A reworded SelQA question and its answer-removed group go in `reworded_repeats` times, so that an epoch
+    sees more questions worded away from their text than the data holds.
+    """
     rng = random.Random(settings.seed)
     pool = []
     for group in groups:
@@ -53,11 +58,12 @@ def training_pool(groups: list[Group], mined: dict[str, dict], settings: TrainSe
             group = Group(
                 **{**group.to_dict(), "sentences": group.sentences + hard, "labels": group.labels + [2] * len(hard)}
             )
-        pool.append(group)
+        copies = settings.reworded_repeats if group.reworded else 1
+        pool += [group] * copies
         if group.dataset == "selqa" and rng.random() < settings.answer_removed_share:
             removed = answer_removed(group)
             if removed is not None:
-                pool.append(removed)
+                pool += [removed] * copies
     return pool
 
 

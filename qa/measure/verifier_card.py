@@ -23,6 +23,15 @@ def _reads(settings: dict) -> str:
     return "`[CLS] question [SEP] sentence [SEP]`"
 
 
+def _reworded(settings: dict) -> str:
+    repeats = settings.get("reworded_repeats", 1)
+    if repeats == 1:
+        return ""
+    return (
+        f"Each reworded SelQA question (`is_paraphrase`) and its answer-removed group are in the pool {repeats} times. "
+    )
+
+
 def _f(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -116,7 +125,7 @@ out, never labelled negative), up to {settings["mined_per_group"]} hard candidat
 current fusion's top 20 over an index of the allowed SQuAD articles only
 (even dev + train-first11; {training["mined_questions"]} questions mined), and, for
 {settings["answer_removed_share"]:.0%} of SelQA's training questions, an answer-triggering group with the
-answer sentences removed (every label 0). {training["training_groups"]} training groups.
+answer sentences removed (every label 0). {_reworded(settings)}{training["training_groups"]} training groups.
 
 **Held aside** (checkpoint choice, calibration and every figure below; never
 trained on): SQuAD dev articles at positions {split["squad_dev_held"]} (even),

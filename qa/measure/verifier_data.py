@@ -59,6 +59,7 @@ class Group:
     answers: list[str] = field(default_factory=list)
     answerable: bool = True
     title: str = ""
+    reworded: bool = False  # SelQA's `is_paraphrase`: the question was reworded away from its section
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -142,6 +143,7 @@ def selqa_groups(paths: list[Path], reads: str = "none") -> list[Group]:
                     [],
                     True,
                     title,
+                    bool(row.get("is_paraphrase")),
                 )
             )
     return groups
@@ -162,6 +164,7 @@ def answer_removed(group: Group) -> Group | None:
         group.answers,
         False,
         group.title,
+        group.reworded,
     )
 
 

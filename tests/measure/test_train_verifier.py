@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from qa.measure import train_verifier
 from qa.measure.verifier_batches import TrainSettings, training_pool
-from qa.measure.verifier_data import Group, choose_split, load_groups, mining_corpus
+from qa.measure.verifier_data import SELQA, Group, choose_split, load_groups, mining_corpus, selqa_groups
 from qa.verify.scorer import Verifier
 
 ODD_MARKER = "Zorblax"  # only in the odd-numbered dev article: it must never be read
@@ -96,6 +98,34 @@ def test_mined_per_group_caps_the_fusions_wrong_candidates_attached_to_a_questio
         assert pooled.sentences[1:] == [c["text"] for c in top[1 : 1 + attached]]  # the fusion's best wrong first
 
 
+def test_reworded_repeats_put_each_reworded_selqa_question_and_its_removed_group_in_the_pool_that_often() -> None:
+    reworded = Group("s1", "Who ran the mill?", ["Ann ran it.", "It was red."], [1, 0], "selqa:A", "selqa", reworded=True)
+    plain = Group("s2", "Who owned the mill?", ["Bob owned it.", "It was old."], [1, 0], "selqa:A", "selqa")
+    settings = TrainSettings(reworded_repeats=3, answer_removed_share=1.0)
+    pool = training_pool([reworded, plain], {}, settings)
+    assert [g.id for g in pool] == ["s1"] * 3 + ["s1:removed"] * 3 + ["s2", "s2:removed"]
+    assert all(g.reworded for g in pool[:6]) and not any(g.reworded for g in pool[6:])
+    assert [g.id for g in training_pool([reworded, plain], {}, TrainSettings(answer_removed_share=1.0))] == [
+        "s1", "s1:removed", "s2", "s2:removed"
+    ]
+
+
+def test_selqa_groups_carry_is_paraphrase(tmp_path: Path) -> None:
+    data = write_data(tmp_path / "data")
+    groups = selqa_groups([data / name for name in SELQA])
+    rows = [row for name in SELQA for row in json.loads((data / name).read_text())]
+    assert [g.reworded for g in groups] == [bool(row.get("is_paraphrase")) for row in rows]
+    assert any(g.reworded for g in groups) and not all(g.reworded for g in groups)
+
+
+def test_reworded_repeats_below_one_is_refused_before_anything_is_written(tmp_path: Path, capsys) -> None:
+    argv, work, _ = tiny_run(tmp_path, 2, "--reworded-repeats", "0")
+    with pytest.raises(SystemExit):
+        train_verifier.main(argv)
+    assert "--reworded-repeats: takes 1 or more" in capsys.readouterr().err
+    assert not work.exists()
+
+
 def tiny_run(tmp_path: Path, steps: int, *extra: str) -> tuple[list[str], Path, Path]:
     """The training command's arguments for a run of a few steps on the test's data, and its work and out folders."""
     data = write_data(tmp_path / "data")
@@ -153,10 +183,14 @@ def test_with_context_each_candidate_is_read_after_the_sentence_before_it(tmp_pa
 
 
 def test_training_with_context_writes_it_where_question_time_reads_it(tmp_path: Path) -> None:
-    argv, _, out = tiny_run(tmp_path, 2, "--context", "previous", "--max-length", "96", "--mined-per-group", "1")
+    argv, _, out = tiny_run(
+        tmp_path, 2, "--context", "previous", "--max-length", "96", "--mined-per-group", "1", "--reworded-repeats", "2"
+    )
     assert train_verifier.main(argv) == 0
     verifier = Verifier(out)
     assert verifier.context == "previous" and verifier.calibration.max_length == 96
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["context"] == "previous" and report["settings"]["mined_per_group"] == 1
-    assert "previous sentence" in (out / "MODEL_CARD.md").read_text()
+    assert report["settings"]["reworded_repeats"] == 2
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "previous sentence" in card and "answer-removed group are in the pool 2 times" in card
