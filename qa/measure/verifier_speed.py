@@ -12,12 +12,20 @@ the paired differences compare even on shared cores, where absolute times move.
 With `--other`, a fourth way joins them in the same turns: another trained
 verifier (a `qa.measure.train_verifier --out` folder) on two threads, so that a
 candidate's cost is measured against the shipped one's on the same load.
+
+Each turn takes the ways in its own seeded order. In a fixed order a way
+always ran right after the same other one, and a way on two threads run just
+after another on two threads was slower by 5-6 ms: a byte-identical copy of the
+shipped model, timed as `--other`, added 19.3 ms where the shipped one added
+14.1 (2026-12-04, 100 questions at seed scale). Shuffled, every way follows
+every other about equally often.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import time
 from pathlib import Path
@@ -48,14 +56,21 @@ def ways(verifiers: dict[int, Verifier], others: dict[str, Verifier] | None = No
     return scorers
 
 
+def turn_order(ways: list[str], number: int) -> list[str]:
+    """The order the ways are taken in for question `number`: shuffled, a function of the number only."""
+    order = list(ways)
+    random.Random(f"turn-{number}").shuffle(order)
+    return order
+
+
 def compare(index: Index, questions: list[str], scorers: dict[str, Verifier | None]) -> dict:
-    """Each question answered every way in turn; p50 and p95 of each, and the median extra time over the first way."""
+    """Each question answered every way, in a shuffled turn; p50 and p95 of each, and the median extra over the first."""
     for scorer in scorers.values():  # BM25, caches and sessions loaded: not part of a warm answer
         answer_question(index, questions[0], verifier=scorer)
     times: dict[str, list[float]] = {way: [] for way in scorers}
-    for question in questions:
-        for way, scorer in scorers.items():
-            times[way].append(timed_answer(index, question, scorer))
+    for number, question in enumerate(questions):
+        for way in turn_order(list(scorers), number):
+            times[way].append(timed_answer(index, question, scorers[way]))
     alone = np.asarray(next(iter(times.values())))
     figures: dict = {"sentences": len(index.sentences), "questions": len(questions)}
     for way, values in times.items():

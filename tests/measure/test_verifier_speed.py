@@ -28,6 +28,16 @@ def test_each_question_is_timed_three_ways_and_the_added_time_is_paired(seed_ind
         assert 0.0 < figures[way]["p50_ms"] <= figures[way]["p95_ms"]
 
 
+def test_each_turn_takes_the_ways_in_its_own_seeded_order_so_no_way_always_follows_the_same_one() -> None:
+    ways = [*verifier_speed.WAYS, "candidate, 2 threads"]
+    orders = [verifier_speed.turn_order(ways, number) for number in range(200)]
+    assert orders == [verifier_speed.turn_order(ways, number) for number in range(200)]  # reproducible
+    assert all(sorted(order) == sorted(ways) for order in orders)  # every way once a turn
+    followed = {(order[i - 1], order[i]) for order in orders for i in range(1, len(order))}
+    assert followed == {(a, b) for a in ways for b in ways if a != b}
+    assert {order[0] for order in orders} == set(ways)
+
+
 class CountingVerifier(Verifier):
     """The shipped model, counting the rereads it is asked for."""
 
