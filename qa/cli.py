@@ -380,8 +380,8 @@ def _eval_followups(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(figures, indent=2))
         return 0
     print(
-        f"{figures['pairs']} follow-up pairs: hit@1 alone {figures['hit@1 alone']:.3f}, "
-        f"with history {figures['hit@1 with history']:.3f}"
+        f"{figures['pairs']} follow-up pairs ({figures['taken as follow-ups']} taken as follow-ups): "
+        f"hit@1 alone {figures['hit@1 alone']:.3f}, with history {figures['hit@1 with history']:.3f}"
     )
     if args.latency:
         timed = figures["latency"]

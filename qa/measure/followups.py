@@ -21,6 +21,7 @@ from qa.measure.datasets import EvalQuestion, _file_name, _read_json, _read_text
 from qa.quotes import answer_from, answer_question
 from qa.reader.index import Index
 from qa.records import Turn
+from qa.search.followup import refers_back
 from qa.search.ranking import search
 from qa.verify.rerank import PairScorer
 
@@ -147,9 +148,12 @@ def evaluate_followups(
 ) -> dict[str, Any]:
     """hit@1 of each follow-up asked alone and after its first question (with the answer that got).
 
-    `verifier` is what qa.answer rereads with (None: the fusion alone, QA_VERIFIER=off).
+    `verifier` is what qa.answer rereads with (None: the fusion alone, QA_VERIFIER=off). "taken as
+    follow-ups" counts the pairs whose second question is searched with its history at all
+    (qa.search.followup.refers_back); the others are searched as if asked alone.
     """
     alone = with_history = 0
+    taken = sum(refers_back(pair.question) for pair in pairs)
     for number, pair in enumerate(pairs, start=1):
         earlier = answer_question(
             index, pair.first, min_confidence=min_confidence, candidates=candidates, verifier=verifier
@@ -161,7 +165,12 @@ def evaluate_followups(
         if progress is not None:
             progress(number, len(pairs))
     count = max(len(pairs), 1)
-    return {"pairs": len(pairs), "hit@1 alone": alone / count, "hit@1 with history": with_history / count}
+    return {
+        "pairs": len(pairs),
+        "taken as follow-ups": taken,
+        "hit@1 alone": alone / count,
+        "hit@1 with history": with_history / count,
+    }
 
 
 def standalone_check(

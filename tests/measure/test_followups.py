@@ -77,4 +77,6 @@ def test_qa_eval_reports_follow_up_hit_at_1_with_and_without_history(
     code, out, _ = run(capsys, "eval", str(pairs), "--index", str(seed_index.path.parent), "--json", "--latency", "1")  # type: ignore[attr-defined]
     figures = json.loads(out)
     assert code == 0 and figures["pairs"] == 1 and figures["hit@1 with history"] == 1.0
-    assert figures["latency"]["calls each"] == 1.0
+    assert figures["taken as follow-ups"] == 1 and figures["latency"]["calls each"] == 1.0
+    code, out, _ = run(capsys, "eval", str(pairs), "--index", str(seed_index.path.parent))  # type: ignore[attr-defined]
+    assert code == 0 and out.startswith("1 follow-up pairs (1 taken as follow-ups): hit@1 alone ")

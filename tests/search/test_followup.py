@@ -120,11 +120,16 @@ def test_the_seed_follow_up_set_is_well_formed() -> None:
 def test_follow_up_figures_are_computed(seed_index: Index, tmp_path: Path) -> None:
     from qa.measure.followups import FollowUp, evaluate_followups, load_followups, write_followups
 
-    pairs = [FollowUp("a", "How much profit does a fentanyl investment yield?", "What about heroin?", ("$80,000",))]
+    first = "How much profit does a fentanyl investment yield?"
+    pairs = [
+        FollowUp("a", first, "What about heroin?", ("$80,000",)),
+        # Self-contained: searched as alone whatever came before, so not taken as a follow-up.
+        FollowUp("b", first, "How much profit does a heroin investment yield?", ("$80,000",)),
+    ]
     write_followups(pairs, tmp_path / "pairs.jsonl")
     assert load_followups(tmp_path / "pairs.jsonl") == pairs
     figures = evaluate_followups(seed_index, pairs)
-    assert figures == {"pairs": 1, "hit@1 alone": 0.0, "hit@1 with history": 1.0}
+    assert figures == {"pairs": 2, "taken as follow-ups": 1, "hit@1 alone": 0.5, "hit@1 with history": 1.0}
 
 
 class RecordingScorer:
