@@ -14,7 +14,7 @@ verifier (a `qa.measure.train_verifier --out` folder) on two threads, so that a
 candidate's cost is measured against the shipped one's on the same load.
 
 Each turn takes the ways in its own seeded order. In a fixed order a way
-always ran right after the same other one, and a way on two threads run just
+always ran right after the same other one, and a way on two threads timed just
 after another on two threads was slower by 5-6 ms: a byte-identical copy of the
 shipped model, timed as `--other`, added 19.3 ms where the shipped one added
 14.1 (2026-12-04, 100 questions at seed scale). Shuffled, every way follows
