@@ -380,7 +380,8 @@ def _eval_followups(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(figures, indent=2))
         return 0
     print(
-        f"{figures['pairs']} follow-up pairs ({figures['taken as follow-ups']} taken as follow-ups): "
+        f"{figures['pairs']} follow-up pairs ({figures['taken as follow-ups']} taken as follow-ups, "
+        f"{figures['searched again with history']} more searched again with history): "
         f"hit@1 alone {figures['hit@1 alone']:.3f}, with history {figures['hit@1 with history']:.3f}"
     )
     if args.latency:
@@ -389,6 +390,11 @@ def _eval_followups(args: argparse.Namespace, settings: Settings) -> int:
             f"warm answer(), median of {timed['calls each']:.0f} calls each: alone {timed['median ms alone']:.2f} ms, "
             f"with history {timed['median ms with history']:.2f} ms, added {timed['median added ms']:.2f} ms"
         )
+        if timed["pairs searched twice"]:
+            print(
+                f"  the {timed['pairs searched twice']:.0f} pairs searched twice: added "
+                f"{timed['median added ms, searched twice']:.2f} ms"
+            )
     return 0
 
 

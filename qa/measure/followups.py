@@ -133,9 +133,10 @@ def _first_hit(
     history: list[Turn],
     candidates: int,
     verifier: PairScorer | None,
-) -> bool:
-    hits = search(index, question, k=RANK_DEPTH, candidates=candidates, history=history, verifier=verifier).hits
-    return bool(hits) and _holds(hits[0].text, answers)
+) -> tuple[bool, int]:
+    """Whether the top sentence holds an answer, and how many searches it took (Retrieval.searches)."""
+    found = search(index, question, k=RANK_DEPTH, candidates=candidates, history=history, verifier=verifier)
+    return bool(found.hits) and _holds(found.hits[0].text, answers), found.searches
 
 
 def evaluate_followups(
@@ -149,25 +150,29 @@ def evaluate_followups(
     """hit@1 of each follow-up asked alone and after its first question (with the answer that got).
 
     `verifier` is what qa.answer rereads with (None: the fusion alone, QA_VERIFIER=off). "taken as
-    follow-ups" counts the pairs whose second question is searched with its history at all
-    (qa.search.followup.refers_back); the others are searched as if asked alone.
+    follow-ups" counts the pairs whose second question is always searched with its history
+    (qa.search.followup.refers_back); "searched again" those that might lean on the first, found
+    no confident answer alone, and were searched a second time with it (qa.search.ranking.search).
     """
-    alone = with_history = 0
+    alone = with_history = again = 0
     taken = sum(refers_back(pair.question) for pair in pairs)
     for number, pair in enumerate(pairs, start=1):
         earlier = answer_question(
             index, pair.first, min_confidence=min_confidence, candidates=candidates, verifier=verifier
         )
-        alone += _first_hit(index, pair.question, pair.answers, [], candidates, verifier)
-        with_history += _first_hit(
+        alone += _first_hit(index, pair.question, pair.answers, [], candidates, verifier)[0]
+        hit, searches = _first_hit(
             index, pair.question, pair.answers, [Turn(pair.first, earlier)], candidates, verifier
         )
+        with_history += hit
+        again += searches > 1
         if progress is not None:
             progress(number, len(pairs))
     count = max(len(pairs), 1)
     return {
         "pairs": len(pairs),
         "taken as follow-ups": taken,
+        "searched again with history": again,
         "hit@1 alone": alone / count,
         "hit@1 with history": with_history / count,
     }
@@ -237,7 +242,9 @@ def history_latency(
 ) -> dict[str, float]:
     """Median warm answer() time in ms of each follow-up asked alone and with its first turn, in one run.
 
-    Calls alternate (alone, with history) so that the machine's load falls on both alike.
+    Calls alternate (alone, with history) so that the machine's load falls on both alike. The
+    added time is also given over the pairs searched twice with history (Retrieval.searches),
+    which the median over all pairs hides when they are few; NaN when there are none.
     """
     import statistics
     import time
@@ -245,19 +252,27 @@ def history_latency(
     earlier = {
         p.id: Turn(p.first, answer_question(index, p.first, candidates=candidates, verifier=verifier)) for p in pairs
     }
+    twice = set()
     for pair in pairs:  # warm: caches, the ONNX session, BM25 structures
-        answer_question(index, pair.question, candidates=candidates, history=[earlier[pair.id]], verifier=verifier)
+        found = search(index, pair.question, candidates=candidates, history=[earlier[pair.id]], verifier=verifier)
+        if found.searches > 1:
+            twice.add(pair.id)
     alone: list[float] = []
     with_history: list[float] = []
+    added_twice: list[float] = []
     for _ in range(rounds):
         for pair in pairs:
             for times, history in ((alone, []), (with_history, [earlier[pair.id]])):
                 started = time.perf_counter()
                 answer_question(index, pair.question, candidates=candidates, history=history, verifier=verifier)
                 times.append(1000 * (time.perf_counter() - started))
+            if pair.id in twice:
+                added_twice.append(with_history[-1] - alone[-1])
     return {
         "calls each": float(len(alone)),
         "median ms alone": statistics.median(alone),
         "median ms with history": statistics.median(with_history),
         "median added ms": statistics.median(w - a for w, a in zip(with_history, alone, strict=True)),
+        "pairs searched twice": float(len(twice)),
+        "median added ms, searched twice": statistics.median(added_twice) if added_twice else float("nan"),
     }

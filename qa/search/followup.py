@@ -11,6 +11,12 @@ A question that stands on its own is searched exactly as it would be alone:
 the carry-over applies only when the question holds a reference to something
 outside itself (a pronoun, "that report", "the agency", "what about ...")
 with nothing it could refer to before it in the question itself.
+
+A pronoun after words it could refer to ("Which NFL team won it?") is
+ambiguous: such a question is searched alone first, and only when that
+finds no confident answer is it searched again with the carry-over, the more
+confident of the two kept (qa.search.ranking.search). A question answered
+confidently on its own is therefore still answered as alone.
 """
 
 from __future__ import annotations
@@ -96,8 +102,15 @@ GENERIC_NOUNS = frozenset(
         "subject",
     ]
 )
-# Openers that continue the previous question rather than ask a new one.
-ELLIPSIS_OPENERS = ("and ", "what about ", "how about ", "what else", "anything else", "how so", "tell me more")
+# Openers that continue the previous question rather than ask a new one,
+# matched as whole words ("How so?", never "How soon ...").
+ELLIPSIS_OPENERS = re.compile(r"(?:and|what about|how about|what else|anything else|how so|tell me more)\b")
+# Words after a reference that say in place what it is: "those from
+# Jacksonville", "those who sold it", "the team that won".
+RESTRICTIVE = frozenset(["who", "whom", "whose", "which", "that", "from", "of", "in", "with"])
+# "What is it called when ...", "What does it mean for a knot to ...": an
+# "it" that stands for what follows, not for anything said before.
+_EXPLETIVE_IT = re.compile(r"\bit\s+(?:is\s+)?(?:called|mean|means|meant)\s+(?:when|if|for|to|that)\b")
 
 # A reference with at least this many content words before it most likely
 # points inside its own question ("What does mixing fentanyl into other
@@ -234,19 +247,41 @@ def refers_back(question: str) -> bool:
     lowered = question.strip().lower()
     said = words(question)
     content = [word not in STOPWORDS and word not in PRONOUNS | DEMONSTRATIVES for word in said]
-    if lowered.startswith(ELLIPSIS_OPENERS) or not any(content):
+    if ELLIPSIS_OPENERS.match(lowered) or not any(content):
         return True
+    expletive = bool(_EXPLETIVE_IT.search(lowered))
+    written = _WORD.findall(question)
     for position, word in enumerate(said):
         before = sum(content[:position])
         following = said[position + 1] if position + 1 < len(said) else None
+        # "the team the Carolina Panthers played", "the city of Paris": defined where they stand.
+        after = [*written[position + 2 : position + 4], "", ""]
+        defined = (
+            after[0].lower() in RESTRICTIVE or after[0][:1].isupper() or (after[0] == "the" and after[1][:1].isupper())
+        )
         if word in PERSONAL_PRONOUNS and not _names_someone(question):
             return True
-        if word in PRONOUNS or (word == "the" and following in GENERIC_NOUNS):
+        if word == "it" and expletive:
+            continue
+        if word in PRONOUNS or (word == "the" and following in GENERIC_NOUNS and not defined):
             if before < ANTECEDENT_WORDS:
                 return True
+        elif word in DEMONSTRATIVES and following in RESTRICTIVE:
+            continue
         elif word in DEMONSTRATIVES and (before == 0 or following is None or following in GENERIC_NOUNS):
             return True
     return False
+
+
+def might_refer_back(question: str) -> bool:
+    """Whether the question holds a pronoun refers_back() took to point inside it, which may point at an earlier turn.
+
+    "Which NFL team won it?" names a team before "it", yet "it" is what an
+    earlier turn was about; "What does mixing fentanyl into street drugs do to
+    them?" holds its own antecedent. Only search can tell them apart
+    (qa.search.ranking.search tries such a question alone first).
+    """
+    return not refers_back(question) and any(word in PRONOUNS for word in words(question))
 
 
 def _names_someone(question: str) -> bool:
@@ -254,9 +289,13 @@ def _names_someone(question: str) -> bool:
     return bool(_NAME.search(question.strip()))
 
 
-def carry_over(index: Index, question: str, turns: list[Turn]) -> Carry | None:
-    """What the earlier turns lend the question's search, or None when it stands on its own."""
-    if not turns or not refers_back(question):
+def carry_over(index: Index, question: str, turns: list[Turn], tentative: bool = False) -> Carry | None:
+    """What the earlier turns lend the question's search, or None when it stands on its own.
+
+    `tentative` also carries over for a question that only might refer back
+    (might_refer_back), for the second search of such a question.
+    """
+    if not turns or not (refers_back(question) or (tentative and might_refer_back(question))):
         return None
     chain = _antecedent_chain(turns)
     own = set(tokenize([question])[0])

@@ -12,7 +12,7 @@ from qa.reader.index import Index
 from qa.records import Hit
 from qa.search.candidates import Candidates, gather_candidates
 from qa.search.confidence import FUSION_ANSWER_AT, FUSION_UNSURE_AT, confidence, confidence_features
-from qa.search.followup import History, blend, carry_over, parse_history
+from qa.search.followup import Carry, History, blend, carry_over, parse_history
 from qa.search.fusion import FusionWeights, fused_scores, retriever_scores
 from qa.search.question import encode_question, prepare_question
 from qa.search.scope import resolve_sources
@@ -25,6 +25,8 @@ class Retrieval:
 
     `answer_at` and `unsure_at` are the thresholds of the model the confidence
     came from: the fusion's (0.5 and 0.2) or the verifier's RerankPolicy.
+    `searches` is 2 when a question that might lean on an earlier turn was
+    searched alone and then again with the carry-over (search()).
     """
 
     hits: list[Hit]
@@ -32,6 +34,7 @@ class Retrieval:
     notes: list[str] = field(default_factory=list)
     answer_at: float = FUSION_ANSWER_AT
     unsure_at: float = FUSION_UNSURE_AT
+    searches: int = 1
 
 
 def _ranks(rows: np.ndarray) -> dict[int, int]:
@@ -129,7 +132,35 @@ def search(
     only = resolve_sources(index.sources, sources)
     cleaned = prepare_question(question)[0]
     carry = carry_over(index, cleaned, turns) if turns else None
-    query, tokens, notes = encode_question(index, question, carry.prefix if carry else "")
+    encoded = encode_question(index, question, carry.prefix if carry else "")
+    retrieval = _search(index, encoded, cleaned, carry, k, candidates, weights, verifier, only)
+    if carry is None and turns and retrieval.hits and retrieval.confidence < retrieval.answer_at:
+        # "Which NFL team won it?": a pronoun that may point at an earlier turn. Unanswered
+        # alone, the question is searched again with the carry-over; the more confident wins.
+        tentative = carry_over(index, cleaned, turns, tentative=True)
+        if tentative is not None:
+            if tentative.prefix:  # no earlier answer to blend in: the earlier questions are embedded in front
+                encoded = encode_question(index, question, tentative.prefix)
+            carried = _search(index, encoded, cleaned, tentative, k, candidates, weights, verifier, only)
+            retrieval = carried if carried.confidence > retrieval.confidence else retrieval
+            retrieval.searches = 2
+    return retrieval
+
+
+def _search(
+    index: Index,
+    encoded: tuple[np.ndarray, list[str], list[str]],
+    cleaned: str,
+    carry: Carry | None,
+    k: int,
+    candidates: int,
+    weights: FusionWeights | None,
+    verifier: PairScorer | None,
+    only: frozenset[str] | None,
+) -> Retrieval:
+    """One search of the question (`encoded` by encode_question), shaped by `carry` when it has one."""
+    query, tokens, notes = encoded
+    notes = list(notes)
     if not index.sentences:
         return Retrieval([], 0.0, notes)
     found = gather_candidates(index, blend(query, carry), tokens, candidates, only=only, carry=carry)

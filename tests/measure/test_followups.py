@@ -71,12 +71,20 @@ def test_qa_eval_reports_follow_up_hit_at_1_with_and_without_history(
 ) -> None:
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(
-        '{"id": "a", "first": "How much profit does a fentanyl investment yield?", "question": "What about heroin?", "answer": "$80,000"}\n',
+        '{"id": "a", "first": "How much profit does a fentanyl investment yield?", "question": "What about heroin?", "answer": "$80,000"}\n'
+        # "it" after words it could point at: unanswered alone, so searched again with the first turn.
+        '{"id": "b", "first": "What is the American Enterprise Institute?", "question": "Which resident scholar works for it?", "answer": "Derek Scissors"}\n',
         encoding="utf-8",
     )
     code, out, _ = run(capsys, "eval", str(pairs), "--index", str(seed_index.path.parent), "--json", "--latency", "1")  # type: ignore[attr-defined]
     figures = json.loads(out)
-    assert code == 0 and figures["pairs"] == 1 and figures["hit@1 with history"] == 1.0
-    assert figures["taken as follow-ups"] == 1 and figures["latency"]["calls each"] == 1.0
-    code, out, _ = run(capsys, "eval", str(pairs), "--index", str(seed_index.path.parent))  # type: ignore[attr-defined]
-    assert code == 0 and out.startswith("1 follow-up pairs (1 taken as follow-ups): hit@1 alone ")
+    assert code == 0 and figures["pairs"] == 2 and figures["hit@1 with history"] == 1.0
+    assert figures["taken as follow-ups"] == 1 and figures["searched again with history"] == 1
+    timed = figures["latency"]
+    assert timed["calls each"] == 2.0 and timed["pairs searched twice"] == 1.0
+    assert timed["median added ms, searched twice"] > 0
+    code, out, _ = run(capsys, "eval", str(pairs), "--index", str(seed_index.path.parent), "--latency", "1")  # type: ignore[attr-defined]
+    assert code == 0 and out.startswith(
+        "2 follow-up pairs (1 taken as follow-ups, 1 more searched again with history): hit@1 alone "
+    )
+    assert "the 1 pairs searched twice: added " in out

@@ -12,7 +12,7 @@ from conftest import REPO
 import qa
 from qa.reader.index import Index
 from qa.records import Turn
-from qa.search.followup import parse_history, refers_back
+from qa.search.followup import might_refer_back, parse_history, refers_back
 from qa.search.ranking import search
 
 FOLLOWUPS = REPO / "eval" / "followups_seed.jsonl"
@@ -29,6 +29,9 @@ FOLLOWUPS = REPO / "eval" / "followups_seed.jsonl"
         "What did he call that?",
         "What did the agency report?",
         "Why?",
+        "How so?",
+        "What does it mean?",
+        "Was the senator the chairman?",  # "the senator the": no name begins a clause about him
     ],
 )
 def test_questions_that_lean_on_an_earlier_turn(question: str) -> None:
@@ -44,10 +47,75 @@ def test_questions_that_lean_on_an_earlier_turn(question: str) -> None:
         "What did Grassley say he wants?",
         "What does mixing fentanyl into other street drugs do to them?",
         "Why would sanctions on the whole country be unfair?",
+        "How soon did China ban fentanyl analogues?",  # "How soon", not the opener "How so"
+        "What is it called when a drug is scheduled?",  # an "it" that stands for what follows
+        "What are those from Mexico accused of?",  # "those" defined where they stand
+        "What did the committee the Senate set up find?",
+        "What did the agency of the Justice Department report?",
     ],
 )
 def test_questions_that_stand_on_their_own(question: str) -> None:
     assert not refers_back(question)
+
+
+@pytest.mark.parametrize(
+    ("question", "might"),
+    [
+        ("Which NFL team won it?", True),
+        ("What does mixing fentanyl into other street drugs do to them?", True),
+        ("Which resident scholar works for it?", True),
+        ("Who is Derek Scissors?", False),
+        ("Why would sanctions on the whole country be unfair?", False),
+        ("What does he think of sanctions?", False),  # refers back for certain: not "might"
+    ],
+)
+def test_questions_whose_pronoun_might_point_at_an_earlier_turn(question: str, might: bool) -> None:
+    assert might_refer_back(question) is might
+
+
+def test_an_ambiguous_follow_up_unanswered_alone_is_searched_again_with_history(seed_index: Index) -> None:
+    first = "What is the American Enterprise Institute?"
+    question = "Which resident scholar works for it?"  # "it" after words it could point at
+    history = [Turn(first, qa.answer(first, index=seed_index))]
+    alone = search(seed_index, question, k=3, verifier=qa.api.verifier())
+    followed = search(seed_index, question, k=3, history=history, verifier=qa.api.verifier())
+    assert alone.confidence < alone.answer_at and alone.searches == 1
+    assert followed.searches == 2 and followed.confidence > alone.confidence
+    answered = qa.answer(question, index=seed_index, history=history)
+    assert answered.answered and "Derek Scissors" in answered.quotes[0].text
+    assert not qa.answer(question, index=seed_index).answered
+
+
+def test_an_ambiguous_question_answered_alone_is_not_searched_again(seed_index: Index) -> None:
+    earlier = Turn("Who is Kirsten Madison?", qa.answer("Who is Kirsten Madison?", index=seed_index))
+    question = "What does mixing fentanyl into other street drugs do to them?"
+    alone = search(seed_index, question, k=3, verifier=qa.api.verifier())
+    after = search(seed_index, question, k=3, history=[earlier], verifier=qa.api.verifier())
+    assert might_refer_back(question) and alone.confidence >= alone.answer_at
+    assert after.searches == 1 and [h.id for h in after.hits] == [h.id for h in alone.hits]
+    assert after.confidence == alone.confidence
+
+
+def test_a_second_search_less_confident_than_the_first_is_not_taken(
+    seed_index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import qa.search.ranking as ranking
+
+    question = "Which resident scholar works for it?"
+    earlier = Turn("What is the American Enterprise Institute?", None)
+    alone = search(seed_index, question, k=3, verifier=qa.api.verifier())
+    searched = ranking._search
+
+    def worse(*args: object, **kwargs: object) -> ranking.Retrieval:
+        found = searched(*args, **kwargs)  # type: ignore[arg-type]
+        if args[3] is not None:  # the search with the carry-over
+            found.confidence = -1.0
+        return found
+
+    monkeypatch.setattr(ranking, "_search", worse)
+    after = search(seed_index, question, k=3, history=[earlier], verifier=qa.api.verifier())
+    assert after.searches == 2 and after.confidence == alone.confidence
+    assert [h.id for h in after.hits] == [h.id for h in alone.hits]
 
 
 @pytest.mark.parametrize(
@@ -129,7 +197,13 @@ def test_follow_up_figures_are_computed(seed_index: Index, tmp_path: Path) -> No
     write_followups(pairs, tmp_path / "pairs.jsonl")
     assert load_followups(tmp_path / "pairs.jsonl") == pairs
     figures = evaluate_followups(seed_index, pairs)
-    assert figures == {"pairs": 2, "taken as follow-ups": 1, "hit@1 alone": 0.5, "hit@1 with history": 1.0}
+    assert figures == {
+        "pairs": 2,
+        "taken as follow-ups": 1,
+        "searched again with history": 0,
+        "hit@1 alone": 0.5,
+        "hit@1 with history": 1.0,
+    }
 
 
 class RecordingScorer:
