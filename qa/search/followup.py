@@ -139,6 +139,8 @@ REPEAT_PENALTY = 0.1
 # own before renormalising: enough to pull "What does he think?" toward the
 # person just quoted, not enough to outweigh what the follow-up asks.
 DENSE_BLEND = 0.3
+# How much of the earlier questions an answer's note shows (Carry.note).
+NOTE_CHARS = 160
 # How many earlier turns a chain of follow-ups may reach back through
 # ("Who is X?" / "What does he think?" / "Why?").
 MAX_TURNS_BACK = 3
@@ -178,6 +180,11 @@ class Carry:
         question side (qa/verify/scorer.py) falls on the earlier questions.
         """
         return f"{question} {self.earlier}".strip()
+
+    def note(self) -> str:
+        """The answer's note that the earlier turns shaped its search, so that a reader can tell and rephrase."""
+        earlier = self.earlier if len(self.earlier) <= NOTE_CHARS else self.earlier[: NOTE_CHARS - 1].rstrip() + "…"
+        return f"Read as a follow-up to “{earlier}”; ask it in full to search it on its own."
 
 
 def parse_history(history: object) -> list[Turn]:

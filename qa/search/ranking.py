@@ -175,5 +175,5 @@ def _search(
         question=carry.verifier_question(cleaned) if carry else cleaned,
         verifier=verifier,
     )
-    retrieval.notes = notes
+    retrieval.notes = [*notes, carry.note()] if carry else notes
     return retrieval

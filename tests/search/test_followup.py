@@ -83,6 +83,7 @@ def test_an_ambiguous_follow_up_unanswered_alone_is_searched_again_with_history(
     assert followed.searches == 2 and followed.confidence > alone.confidence
     answered = qa.answer(question, index=seed_index, history=history)
     assert answered.answered and "Derek Scissors" in answered.quotes[0].text
+    assert answered.notes == [f"Read as a follow-up to “{first}”; ask it in full to search it on its own."]
     assert not qa.answer(question, index=seed_index).answered
 
 
@@ -93,7 +94,7 @@ def test_an_ambiguous_question_answered_alone_is_not_searched_again(seed_index: 
     after = search(seed_index, question, k=3, history=[earlier], verifier=qa.api.verifier())
     assert might_refer_back(question) and alone.confidence >= alone.answer_at
     assert after.searches == 1 and [h.id for h in after.hits] == [h.id for h in alone.hits]
-    assert after.confidence == alone.confidence
+    assert after.confidence == alone.confidence and after.notes == alone.notes == []
 
 
 def test_a_second_search_less_confident_than_the_first_is_not_taken(
@@ -114,7 +115,7 @@ def test_a_second_search_less_confident_than_the_first_is_not_taken(
 
     monkeypatch.setattr(ranking, "_search", worse)
     after = search(seed_index, question, k=3, history=[earlier], verifier=qa.api.verifier())
-    assert after.searches == 2 and after.confidence == alone.confidence
+    assert after.searches == 2 and after.confidence == alone.confidence and after.notes == []
     assert [h.id for h in after.hits] == [h.id for h in alone.hits]
 
 
@@ -159,6 +160,7 @@ def test_a_follow_up_is_answered_from_the_sentence_about_the_earlier_subject(
         history=[Turn("How much profit does a fentanyl investment yield?", first)],
     )
     assert followed.answered and "$80,000" in followed.quotes[0].text
+    assert followed.notes[-1].startswith("Read as a follow-up to “How much profit does a fentanyl investment yield?”")
     quote = followed.quotes[0]
     assert seed_index.source_text(quote.source)[quote.start : quote.end] == quote.text
     if verifier == "off":  # the fusion alone needs the history for it (the verifier finds it even alone)
@@ -175,6 +177,14 @@ def test_a_standalone_question_after_an_unrelated_turn_is_answered_as_alone(seed
         alone = qa.answer(question, index=seed_index)
         after = qa.answer(question, index=seed_index, history=[earlier])
         assert after.to_dict() == alone.to_dict()
+
+
+def test_the_note_of_a_long_follow_up_chain_is_cut() -> None:
+    from qa.search.followup import NOTE_CHARS, Carry
+
+    note = Carry("", {}, (), earlier="Who is Derek Scissors? " * 20).note()
+    quoted = note.split("“")[1].split("”")[0]
+    assert len(quoted) == NOTE_CHARS and quoted.endswith("…") and "Derek Scissors" in quoted
 
 
 def test_the_seed_follow_up_set_is_well_formed() -> None:

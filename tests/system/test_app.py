@@ -308,6 +308,7 @@ def test_browser_answers_a_follow_up_from_the_right_sentence(page: Any) -> None:
     _ask(page, "How much profit does a fentanyl investment yield?")
     answer = _ask(page, "What about heroin?")
     assert "$80,000" in answer.locator("blockquote").first.inner_text()
+    assert "Read as a follow-up to “How much profit" in answer.locator(".qa-note").last.inner_text()
 
 
 def test_browser_document_picker_narrows_the_citations(page: Any) -> None:
