@@ -384,6 +384,10 @@ def _eval_followups(args: argparse.Namespace, settings: Settings) -> int:
         f"{figures['searched again with history']} more searched again with history): "
         f"hit@1 alone {figures['hit@1 alone']:.3f}, with history {figures['hit@1 with history']:.3f}"
     )
+    print(
+        f"  answered with the right sentence first: alone {figures['answered right alone']:.3f}, "
+        f"with history {figures['answered right with history']:.3f}"
+    )
     if args.latency:
         timed = figures["latency"]
         print(

@@ -133,10 +133,12 @@ def _first_hit(
     history: list[Turn],
     candidates: int,
     verifier: PairScorer | None,
-) -> tuple[bool, int]:
-    """Whether the top sentence holds an answer, and how many searches it took (Retrieval.searches)."""
+    min_confidence: float | None,
+) -> tuple[bool, bool, int]:
+    """Whether the top sentence holds an answer, whether it is also answered, and how many searches it took."""
     found = search(index, question, k=RANK_DEPTH, candidates=candidates, history=history, verifier=verifier)
-    return bool(found.hits) and _holds(found.hits[0].text, answers), found.searches
+    hit = bool(found.hits) and _holds(found.hits[0].text, answers)
+    return hit, hit and answer_from(question, found, min_confidence).answered, found.searches
 
 
 def evaluate_followups(
@@ -154,17 +156,20 @@ def evaluate_followups(
     (qa.search.followup.refers_back); "searched again" those that might lean on the first, found
     no confident answer alone, and were searched a second time with it (qa.search.ranking.search).
     """
-    alone = with_history = again = 0
+    alone = with_history = answered_alone = answered_with_history = again = 0
     taken = sum(refers_back(pair.question) for pair in pairs)
     for number, pair in enumerate(pairs, start=1):
         earlier = answer_question(
             index, pair.first, min_confidence=min_confidence, candidates=candidates, verifier=verifier
         )
-        alone += _first_hit(index, pair.question, pair.answers, [], candidates, verifier)[0]
-        hit, searches = _first_hit(
-            index, pair.question, pair.answers, [Turn(pair.first, earlier)], candidates, verifier
+        hit, answered, _ = _first_hit(index, pair.question, pair.answers, [], candidates, verifier, min_confidence)
+        alone += hit
+        answered_alone += answered
+        hit, answered, searches = _first_hit(
+            index, pair.question, pair.answers, [Turn(pair.first, earlier)], candidates, verifier, min_confidence
         )
         with_history += hit
+        answered_with_history += answered
         again += searches > 1
         if progress is not None:
             progress(number, len(pairs))
@@ -175,6 +180,8 @@ def evaluate_followups(
         "searched again with history": again,
         "hit@1 alone": alone / count,
         "hit@1 with history": with_history / count,
+        "answered right alone": answered_alone / count,
+        "answered right with history": answered_with_history / count,
     }
 
 

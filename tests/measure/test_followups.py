@@ -88,3 +88,5 @@ def test_qa_eval_reports_follow_up_hit_at_1_with_and_without_history(
         "2 follow-up pairs (1 taken as follow-ups, 1 more searched again with history): hit@1 alone "
     )
     assert "the 1 pairs searched twice: added " in out
+    # "Which resident scholar works for it?" finds Derek Scissors alone too, but is sure of him only with history.
+    assert "  answered with the right sentence first: alone 0.500, with history 1.000\n" in out
