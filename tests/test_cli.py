@@ -61,7 +61,7 @@ def test_ask_prints_the_quote_and_its_citation(
     code, out, err = run(capsys, "ask", "Who is Paul Knierim?", "--index", index_dir)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].startswith('[1] "Paul Knierim, deputy chief of operations at the Drug Enforcement Administration')
+    assert lines[0].startswith("[1] “Paul Knierim, deputy chief of operations at the Drug Enforcement Administration")
     assert lines[1].strip().startswith(f'{SEED_NAME} § "Fentanyl\'s spread in the U.S.", paragraph 10, line 11, chars ')
 
 
@@ -73,7 +73,7 @@ def test_ask_abstains_below_the_configured_threshold(
     assert code == 0, err
     lines = out.splitlines()
     # The confidence is well above 0.2, so the answer is "unsure": the closest sentence, no quote.
-    assert lines[0] == UNSURE and lines[1].startswith('  "Paul Knierim')
+    assert lines[0] == UNSURE and lines[1].startswith("  “Paul Knierim")
     assert SEED_NAME in lines[2] and not any(line.startswith("[1]") for line in lines)
 
 

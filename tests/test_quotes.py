@@ -265,7 +265,7 @@ def test_format_text_answered() -> None:
     [quote] = make_quotes([make_hit("Alpha one.", 0.75)])
     text = format_text(Answer("Q?", True, 0.9, [quote], [make_hit("Delta four.", 0.2)], ["shortened"]))
     lines = text.splitlines()
-    assert lines[0] == '[1] "Alpha one."'
+    assert lines[0] == "[1] “Alpha one.”"
     assert lines[1].strip().startswith(quote.citation)
     assert "Delta four." not in text  # related hits are not shown beside an answer
     assert lines[-2] == "Confidence that the sources answer this: 0.90"
@@ -278,9 +278,9 @@ def test_format_text_not_found_lists_closest_passages() -> None:
     lines = text.splitlines()
     assert lines[0] == NOT_FOUND
     assert lines[1] == "Closest passages:"
-    assert lines[2] == '  - "Beta two."'
+    assert lines[2] == "  - “Beta two.”"
     assert lines[3].strip().startswith(related[0].citation)
-    assert '  - "Delta four."' in lines
+    assert "  - “Delta four.”" in lines
     assert lines[-1] == "Confidence that the sources answer this: 0.10"
 
 
@@ -327,9 +327,9 @@ def test_format_text_unsure_shows_the_closest_sentence_as_maybe_not_an_answer() 
     related = [make_hit("Beta two.", 0.3), make_hit("Delta four.", 0.2)]
     text = format_text(Answer("Q?", False, 0.3, [], related, [], status="unsure"))
     lines = text.splitlines()
-    assert lines[:2] == [UNSURE, '  "Beta two."']
+    assert lines[:2] == [UNSURE, "  “Beta two.”"]
     assert lines[2].strip().startswith(related[0].citation)
-    assert lines[3] == "Other passages:" and '  - "Delta four."' in lines
+    assert lines[3] == "Other passages:" and "  - “Delta four.”" in lines
     assert NOT_FOUND not in text
 
 

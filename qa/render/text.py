@@ -11,12 +11,12 @@ def format_text(answer: Answer) -> str:
     lines = []
     if answer.answered:
         for number, quote in enumerate(answer.quotes, start=1):
-            lines.append(f'[{number}] "{quote.text}"')
+            lines.append(f"[{number}] {_quoted(quote.text)}")
             lines.append(f"    {quote.citation}  (score {quote.score:.3f})")
     elif answer.status == "unsure" and answer.related:
         closest, *others = answer.related
         lines.append(UNSURE)
-        lines.append(f'  "{closest.text}"')
+        lines.append(f"  {_quoted(closest.text)}")
         lines.append(f"    {closest.citation}  (score {closest.score:.3f})")
         lines.extend(_passages("Other passages:", others))
     else:
@@ -30,6 +30,11 @@ def format_text(answer: Answer) -> str:
 def _passages(title: str, hits: list[Hit]) -> list[str]:
     lines = [title] if hits else []
     for hit in hits:
-        lines.append(f'  - "{hit.text}"')
+        lines.append(f"  - {_quoted(hit.text)}")
         lines.append(f"    {hit.citation}  (score {hit.score:.3f})")
     return lines
+
+
+def _quoted(text: str) -> str:
+    """The sentence between typographic quote marks, so that one opening with a straight quote reads cleanly."""
+    return f"“{text}”"
