@@ -386,8 +386,11 @@ def _eval_followups(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(
         f"  answered with the right sentence first: alone {figures['answered right alone']:.3f}, "
-        f"with history {figures['answered right with history']:.3f}"
+        f"with history {figures['answered right with history']:.3f}; "
+        f"answered wrong with history {figures['answered wrong with history']:.3f}"
     )
+    if "answered with its article hidden" in figures:
+        print(f"  answered with history and the article hidden: {figures['answered with its article hidden']:.3f}")
     if args.latency:
         timed = figures["latency"]
         print(

@@ -134,11 +134,14 @@ def _first_hit(
     candidates: int,
     verifier: PairScorer | None,
     min_confidence: float | None,
+    sources: list[str] | None = None,
 ) -> tuple[bool, bool, int]:
-    """Whether the top sentence holds an answer, whether it is also answered, and how many searches it took."""
-    found = search(index, question, k=RANK_DEPTH, candidates=candidates, history=history, verifier=verifier)
+    """Whether the top sentence holds an answer, whether the question is answered, and how many searches it took."""
+    found = search(
+        index, question, k=RANK_DEPTH, candidates=candidates, history=history, verifier=verifier, sources=sources
+    )
     hit = bool(found.hits) and _holds(found.hits[0].text, answers)
-    return hit, hit and answer_from(question, found, min_confidence).answered, found.searches
+    return hit, answer_from(question, found, min_confidence).answered, found.searches
 
 
 def evaluate_followups(
@@ -155,34 +158,49 @@ def evaluate_followups(
     follow-ups" counts the pairs whose second question is always searched with its history
     (qa.search.followup.refers_back); "searched again" those that might lean on the first, found
     no confident answer alone, and were searched a second time with it (qa.search.ranking.search).
+    A pair that names its document (SQuAD's) is also asked with history and that document hidden,
+    where nothing answers: "answered with its article hidden" is the share answered anyway.
     """
-    alone = with_history = answered_alone = answered_with_history = again = 0
+    alone = with_history = right_alone = right_with_history = wrong_with_history = again = 0
+    hidden = hidden_answered = 0
     taken = sum(refers_back(pair.question) for pair in pairs)
     for number, pair in enumerate(pairs, start=1):
         earlier = answer_question(
             index, pair.first, min_confidence=min_confidence, candidates=candidates, verifier=verifier
         )
+        history = [Turn(pair.first, earlier)]
         hit, answered, _ = _first_hit(index, pair.question, pair.answers, [], candidates, verifier, min_confidence)
         alone += hit
-        answered_alone += answered
+        right_alone += hit and answered
         hit, answered, searches = _first_hit(
-            index, pair.question, pair.answers, [Turn(pair.first, earlier)], candidates, verifier, min_confidence
+            index, pair.question, pair.answers, history, candidates, verifier, min_confidence
         )
         with_history += hit
-        answered_with_history += answered
+        right_with_history += hit and answered
+        wrong_with_history += answered and not hit
         again += searches > 1
+        others = sorted(set(index.sources) - {pair.source}) if pair.source in index.sources else []
+        if others:
+            hidden += 1
+            hidden_answered += _first_hit(
+                index, pair.question, pair.answers, history, candidates, verifier, min_confidence, others
+            )[1]
         if progress is not None:
             progress(number, len(pairs))
     count = max(len(pairs), 1)
-    return {
+    figures: dict[str, Any] = {
         "pairs": len(pairs),
         "taken as follow-ups": taken,
         "searched again with history": again,
         "hit@1 alone": alone / count,
         "hit@1 with history": with_history / count,
-        "answered right alone": answered_alone / count,
-        "answered right with history": answered_with_history / count,
+        "answered right alone": right_alone / count,
+        "answered right with history": right_with_history / count,
+        "answered wrong with history": wrong_with_history / count,
     }
+    if hidden:
+        figures["answered with its article hidden"] = hidden_answered / hidden
+    return figures
 
 
 def standalone_check(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -89,4 +90,25 @@ def test_qa_eval_reports_follow_up_hit_at_1_with_and_without_history(
     )
     assert "the 1 pairs searched twice: added " in out
     # "Which resident scholar works for it?" finds Derek Scissors alone too, but is sure of him only with history.
-    assert "  answered with the right sentence first: alone 0.500, with history 1.000\n" in out
+    assert (
+        "  answered with the right sentence first: alone 0.500, with history 1.000; answered wrong with history 0.000\n"
+        in out
+    )
+
+
+def test_a_follow_up_is_also_asked_with_its_document_hidden(built: tuple[Path, Path, object]) -> None:
+    import qa.api
+    from qa.measure.followups import evaluate_followups
+
+    _, _, index = built
+    pairs = [
+        FollowUp("a", "When did the alpha bridge open?", "What do farmers plant on its banks?", ("rice",), "alpha.txt")
+    ]
+    figures = evaluate_followups(index, pairs, verifier=qa.api.verifier())  # type: ignore[arg-type]
+    assert figures["hit@1 with history"] == 1.0
+    # Asked over beta.txt and notes/gamma.md only, nothing answers it, and it is not answered.
+    assert figures["answered with its article hidden"] == 0.0
+    assert figures["answered wrong with history"] == 0.0
+    # A pair whose document is not in the index is not asked hidden.
+    unknown = [replace(pairs[0], source="elsewhere.txt")]
+    assert "answered with its article hidden" not in evaluate_followups(index, unknown)  # type: ignore[arg-type]

@@ -215,7 +215,8 @@ def test_follow_up_figures_are_computed(seed_index: Index, tmp_path: Path) -> No
         "hit@1 with history": 1.0,
         "answered right alone": 0.5,  # "What about heroin?" alone answers from another sentence
         "answered right with history": 1.0,
-    }
+        "answered wrong with history": 0.0,
+    }  # the seed index holds one document: no pair is asked with it hidden
 
 
 class RecordingScorer:
