@@ -261,16 +261,12 @@ def refers_back(question: str) -> bool:
     for position, word in enumerate(said):
         before = sum(content[:position])
         following = said[position + 1] if position + 1 < len(said) else None
-        # "the team the Carolina Panthers played", "the city of Paris": defined where they stand.
-        after = [*written[position + 2 : position + 4], "", ""]
-        defined = (
-            after[0].lower() in RESTRICTIVE or after[0][:1].isupper() or (after[0] == "the" and after[1][:1].isupper())
-        )
         if word in PERSONAL_PRONOUNS and not _names_someone(question):
             return True
         if word == "it" and expletive:
             continue
-        if word in PRONOUNS or (word == "the" and following in GENERIC_NOUNS and not defined):
+        described = word == "the" and following in GENERIC_NOUNS and not _defined_in_place(written, position + 2)
+        if word in PRONOUNS or described:
             if before < ANTECEDENT_WORDS:
                 return True
         elif word in DEMONSTRATIVES and following in RESTRICTIVE:
@@ -278,6 +274,16 @@ def refers_back(question: str) -> bool:
         elif word in DEMONSTRATIVES and (before == 0 or following is None or following in GENERIC_NOUNS):
             return True
     return False
+
+
+def _defined_in_place(written: list[str], position: int) -> bool:
+    """Whether the words from `position` on say what the description before them is.
+
+    "the team the Carolina Panthers played", "the city of Paris", "the agency
+    that ...": a relative word or a name follows the noun.
+    """
+    after = [*written[position : position + 2], "", ""]
+    return after[0].lower() in RESTRICTIVE or after[0][:1].isupper() or (after[0] == "the" and after[1][:1].isupper())
 
 
 def might_refer_back(question: str) -> bool:
