@@ -106,11 +106,16 @@ GENERIC_NOUNS = frozenset(
 # matched as whole words ("How so?", never "How soon ...").
 ELLIPSIS_OPENERS = re.compile(r"(?:and|what about|how about|what else|anything else|how so|tell me more)\b")
 # Words after a reference that say in place what it is: "those from
-# Jacksonville", "those who sold it", "the team that won".
-RESTRICTIVE = frozenset(["who", "whom", "whose", "which", "that", "from", "of", "in", "with"])
-# "What is it called when ...", "What does it mean for a knot to ...": an
-# "it" that stands for what follows, not for anything said before.
-_EXPLETIVE_IT = re.compile(r"\bit\s+(?:is\s+)?(?:called|mean|means|meant)\s+(?:when|if|for|to|that)\b")
+# Jacksonville", "those who sold it", "the team that won", "the city of
+# Paris". Not "in" or "with": "the city in 2010" and "that in dollars" still
+# point back.
+RESTRICTIVE = frozenset(["who", "whom", "whose", "which", "that", "from", "of"])
+# "What is it called when ...", "What does it mean for a knot to be ...": an
+# "it" that stands for the clause after it, not for anything said before
+# ("What does it mean for China?" still points back).
+_EXPLETIVE_IT = re.compile(
+    r"\bit\s+(?:is\s+)?(?:called|mean|means|meant)\s+(?:when|if)\b|\bit\s+(?:mean|means|meant)\s+for\b.*\bto\b"
+)
 
 # A reference with at least this many content words before it most likely
 # points inside its own question ("What does mixing fentanyl into other
@@ -269,7 +274,7 @@ def refers_back(question: str) -> bool:
         if word in PRONOUNS or described:
             if before < ANTECEDENT_WORDS:
                 return True
-        elif word in DEMONSTRATIVES and following in RESTRICTIVE:
+        elif word == "those" and following in RESTRICTIVE:  # "those from Jacksonville", "those who ..."
             continue
         elif word in DEMONSTRATIVES and (before == 0 or following is None or following in GENERIC_NOUNS):
             return True

@@ -32,6 +32,9 @@ FOLLOWUPS = REPO / "eval" / "followups_seed.jsonl"
         "How so?",
         "What does it mean?",
         "Was the senator the chairman?",  # "the senator the": no name begins a clause about him
+        "What is that in dollars?",
+        "What does it mean for China?",
+        "What was the population of the city in 2010?",
     ],
 )
 def test_questions_that_lean_on_an_earlier_turn(question: str) -> None:
@@ -49,6 +52,7 @@ def test_questions_that_lean_on_an_earlier_turn(question: str) -> None:
         "Why would sanctions on the whole country be unfair?",
         "How soon did China ban fentanyl analogues?",  # "How soon", not the opener "How so"
         "What is it called when a drug is scheduled?",  # an "it" that stands for what follows
+        "What does it mean for a drug to be scheduled?",
         "What are those from Mexico accused of?",  # "those" defined where they stand
         "What did the committee the Senate set up find?",
         "What did the agency of the Justice Department report?",
