@@ -10,8 +10,8 @@ uses (cached in `--work`), once as they are and once with their own article
 hidden, so that the best evidence left comes from elsewhere and does not answer.
 
 SQuAD's questions mostly reuse their article's words, so on them alone the fit
-learns to trust word overlap (the fusion's confidence) and hardly the
-verifier. SelQA's held-aside articles (also never trained on; about half their
+learns to trust word overlap (the top sentence's paragraph coverage) and
+hardly the verifier. SelQA's held-aside articles (also never trained on; about half their
 questions reworded away from the text, `is_paraphrase`) are therefore asked
 the same way: their sections are indexed as a corpus of their own (cached in
 `--work`/selqa-held-*), and each question is searched once as it is and once
@@ -52,7 +52,7 @@ from qa.search.candidates import gather_candidates
 from qa.search.confidence import FUSION_ANSWER_AT, FUSION_UNSURE_AT, confidence, confidence_features
 from qa.search.fusion import FusionWeights, fused_scores
 from qa.search.question import encode_question
-from qa.verify.rerank import RerankPolicy, candidate_reading, log_odds, top_and_margin
+from qa.verify.rerank import RerankPolicy, candidate_reading, top_and_margin
 from qa.verify.scorer import MODEL_DIR, Verifier, load_verifier
 
 FUSED_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
@@ -69,6 +69,20 @@ class Case:
     answerable: bool
     fusion_confidence: float
     question_id: str = ""
+    # Per reread candidate, in the fusion's order (PARTS): its window cosine, its paragraph's IDF coverage of
+    # the question and its fused score (the fusion confidence's features), its paragraph's cosine, its own coverage.
+    parts: np.ndarray | None = None
+
+
+PARTS = ("window cosine", "paragraph coverage", "fused score", "paragraph cosine", "sentence coverage")
+
+
+@dataclass(frozen=True)
+class Bands:
+    """Where a confidence answers, and from where it is unsure."""
+
+    answer_at: float
+    unsure_at: float
 
 
 Hide = Callable[[EvalQuestion], dict]
@@ -98,8 +112,13 @@ def search_cases(
         logits = verifier.logits(
             [question.question] * min(depth, len(texts)), [read(i) for i in range(min(depth, len(texts)))]
         )
+        top = order[:depth]
+        coverage = index.sentence_lexical.coverages(tokens, found.passage_rows[top], holder=index.passage_lexical)
+        parts = np.column_stack(
+            [found.dense_window[top], coverage, fused[top], found.passage_dense[top], found.coverage[top]]
+        )
         cases.append(
-            Case(fused[order[:depth]], logits, np.asarray(hits[:depth]), hits[depth:], hide is None, prior, question.id)
+            Case(fused[top], logits, np.asarray(hits[:depth]), hits[depth:], hide is None, prior, question.id, parts)
         )
     return cases
 
@@ -148,12 +167,19 @@ def ordered(case: Case, policy: RerankPolicy) -> tuple[np.ndarray, np.ndarray]:
 
 
 def features(cases: list[Case], policy: RerankPolicy) -> tuple[np.ndarray, np.ndarray]:
-    """(top logit, lead over the second, fusion log-odds) per case, and whether the top is right."""
+    """(top logit, lead over the second, the top's window cosine and paragraph coverage) per case; is the top right.
+
+    "The top" is the candidate the policy puts first, the one an answer shows.
+    """
     rows, labels = [], []
     for case in cases:
         hits, _ = ordered(case, policy)
-        top, margin = top_and_margin(case.logits, policy.order_scores(case.logits, case.fused))
-        rows.append((top, margin, log_odds(case.fusion_confidence)))
+        ordering = policy.order_scores(case.logits, case.fused)
+        top, margin = top_and_margin(case.logits, ordering)
+        if case.parts is None:
+            raise ValueError("a case without its fusion signals (search_cases makes them)")
+        cosine, coverage = case.parts[int(np.argmax(ordering))][:2]
+        rows.append((top, margin, float(cosine), float(coverage)))
         labels.append(bool(case.answerable and hits[0]))  # never right when nothing answers
     return np.asarray(rows), np.asarray(labels)
 
@@ -172,19 +198,19 @@ def fit_confidence(rows: np.ndarray, labels: np.ndarray, base: RerankPolicy) -> 
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=1e4, max_iter=1000).fit(rows, labels)
-    top, margin, fusion = (round(float(value), 3) for value in model.coef_[0])
+    top, margin, cosine, coverage = (round(float(value), 3) for value in model.coef_[0])
     intercept = round(float(model.intercept_[0]), 3)
-    return replace(base, intercept=intercept, top_logit=top, margin=margin, fusion_logit=fusion)
+    return replace(
+        base, intercept=intercept, top_logit=top, margin=margin, window_cosine=cosine, paragraph_coverage=coverage
+    )
 
 
 THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 2)
 
 
 def confidences(rows: np.ndarray, policy: RerankPolicy) -> np.ndarray:
-    """The policy's confidence for each row of (top logit, margin, fusion log-odds)."""
-    return np.asarray(
-        [policy.confidence(top, margin, float(1 / (1 + np.exp(-fusion)))) for top, margin, fusion in rows]
-    )
+    """The policy's confidence for each row of features()."""
+    return np.asarray([policy.confidence(*(float(value) for value in row)) for row in rows])
 
 
 def best_answer_at(
@@ -213,8 +239,10 @@ def with_thresholds(policy: RerankPolicy, answer_at: float) -> RerankPolicy:
     return replace(policy, answer_at=answer_at, unsure_at=unsure_at)
 
 
-def report(name: str, rows: np.ndarray, labels: np.ndarray, policy: RerankPolicy, unanswerable: np.ndarray) -> dict:
-    values = confidences(rows, policy)
+def report(
+    name: str, values: np.ndarray, labels: np.ndarray, policy: RerankPolicy | Bands, unanswerable: np.ndarray
+) -> dict:
+    """A confidence's figures on one set: `values` per case, answered from `policy.answer_at`."""
     band = (values >= policy.unsure_at) & (values < policy.answer_at)
     answered = values >= policy.answer_at
     return {
@@ -283,8 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     answer_at, youden = best_answer_at(confidences(rows, fitted), unanswerable_all)
     policy = with_thresholds(fitted, answer_at)
     # The fusion's confidence at its own thresholds, for comparison.
-    fusion_only = replace(policy, intercept=0.0, top_logit=0.0, margin=0.0, fusion_logit=1.0)
-    fusion_only = replace(fusion_only, answer_at=FUSION_ANSWER_AT, unsure_at=FUSION_UNSURE_AT)
+    fusion_only = Bands(FUSION_ANSWER_AT, FUSION_UNSURE_AT)
     sets = {
         "SQuAD held-aside articles": (squad_own, squad_hidden),
         "SelQA held-aside articles": (selqa_own, selqa_hidden),
@@ -305,13 +332,17 @@ def main(argv: list[str] | None = None) -> int:
         "policy": policy.__dict__,
     }
     for name, (answerable, hidden) in sets.items():
-        set_rows, set_labels = features(answerable + hidden, base)
-        unanswerable = np.asarray([not case.answerable for case in answerable + hidden])
+        cases = answerable + hidden
+        set_rows, set_labels = features(cases, base)
+        unanswerable = np.asarray([not case.answerable for case in cases])
+        # The fusion's confidence is scored against its own top, in the fusion's order.
+        fusion_values = np.asarray([case.fusion_confidence for case in cases])
+        fusion_labels = np.asarray([bool(case.answerable and case.hits[0]) for case in cases])
         figures[name] = {
             "fusion_order": rank_metrics([[bool(h) for h in c.hits] + c.rest_hits for c in answerable]),
             "reranked": rank_metrics([list(ordered(c, policy)[0]) + c.rest_hits for c in answerable]),
-            "verified": report("verifier and fusion", set_rows, set_labels, policy, unanswerable),
-            "fusion_alone": report("fusion's confidence", set_rows, set_labels, fusion_only, unanswerable),
+            "verified": report("verifier", confidences(set_rows, policy), set_labels, policy, unanswerable),
+            "fusion_alone": report("fusion's confidence", fusion_values, fusion_labels, fusion_only, unanswerable),
         }
     text = json.dumps(figures, indent=2)
     print(text)

@@ -10,9 +10,15 @@ candidates read by the shipped verifier (or `--model-dir`'s), and cached as
 JSON in `--work`.
 Each variant then changes one thing of the shipped policy:
 
-- the confidence's features: the shipped three (top logit, its lead over the
-  second, the fusion's log-odds), without the fusion's, or with the top
-  candidate's share of a softmax over the logits added;
+- the confidence's features: the shipped four (top logit, its lead over the
+  second, and that top's own window cosine and paragraph IDF coverage); the
+  three shipped before 2026-12-07 (the logit and lead with the fusion's
+  log-odds, which describe the fusion's top, not the reranked one shown,
+  with weights fitted on SQuAD); the logit and lead alone; or the shipped
+  four with one more: the top's share of a softmax over the logits, the
+  fusion's log-odds, or the top's paragraph cosine and own coverage;
+- the model: logistic (shipped), or gradient-boosted trees, which can learn
+  that a high logit matters more when the words differ;
 - the fit's weights: every case alike (shipped), or SQuAD and SelQA weighing
   the same in all, so that the reworded SelQA questions count for more;
 - the depth: how many of the fusion's candidates the verifier reads (each
@@ -55,7 +61,15 @@ from qa.verify.scorer import MODEL_DIR, MODEL_FILE, file_sha256, load_verifier
 
 MAX_DEPTH = 10
 DEPTHS = (1, 2, 3, 4, 5, 6, 8, 10)
-FEATURES = ("logit, lead, fusion", "logit, lead", "logit, lead, fusion, top share")
+FEATURES = (
+    "logit, lead, top's cosine and coverage",  # shipped since 2026-12-07
+    "logit, lead, fusion",  # shipped before
+    "logit, lead",
+    "logit, lead, top's cosine and coverage, top share",
+    "logit, lead, fusion, top's cosine and coverage",
+    "logit, lead, top's cosine and coverage, paragraph cosine, sentence coverage",
+)
+MODELS = ("logistic", "boosted")
 FOLDS = 5
 
 
@@ -65,6 +79,7 @@ class Variant:
     balanced: bool = False
     depth: int = RerankPolicy.depth
     fused_weight: float = RerankPolicy.fused_weight
+    model: str = MODELS[0]
 
 
 def collect(
@@ -75,7 +90,7 @@ def collect(
     Cached in `work`, under the model's checksum and the seed.
     """
     verifier = load_verifier(model_dir)
-    cache = work / f"policy-cases-{file_sha256(model_dir / MODEL_FILE)[:12]}-seed{seed}.json"
+    cache = work / f"policy-cases-v3-{file_sha256(model_dir / MODEL_FILE)[:12]}-seed{seed}.json"
     if cache.is_file():
         stored = json.loads(cache.read_text(encoding="utf-8"))
         return {name: [_case(row) for row in rows] for name, rows in stored["sets"].items()}, set(stored["reworded"])
@@ -97,12 +112,13 @@ def collect(
 
 def _row(case: Case) -> dict:
     row = asdict(case)
-    return row | {key: np.asarray(row[key]).tolist() for key in ("fused", "logits", "hits")}
+    return row | {key: np.asarray(row[key]).tolist() for key in ("fused", "logits", "hits", "parts")}
 
 
 def _case(row: dict) -> Case:
     arrays = {
-        key: np.asarray(row[key], dtype=bool if key == "hits" else np.float64) for key in ("fused", "logits", "hits")
+        key: np.asarray(row[key], dtype=bool if key == "hits" else np.float64)
+        for key in ("fused", "logits", "hits", "parts")
     }
     return Case(**(row | arrays))
 
@@ -116,6 +132,7 @@ def at_depth(case: Case, depth: int) -> Case:
         logits=case.logits[:depth],
         hits=np.asarray(hits[:depth]),
         rest_hits=hits[depth:],
+        parts=None if case.parts is None else case.parts[:depth],
     )
 
 
@@ -130,12 +147,18 @@ def feature_row(case: Case, variant: Variant) -> tuple[list[float], bool]:
     if "share" in variant.features:
         shares = np.exp(case.logits - case.logits.max())
         row.append(log_odds(float(shares[np.argmax(ordering)] / shares.sum())))
+    if "coverage" in variant.features:
+        if case.parts is None:
+            raise ValueError("a case without its fusion parts: collect it again")
+        chosen = [0, 1, 3, 4] if "paragraph cosine" in variant.features else [0, 1]
+        row.extend(float(value) for value in case.parts[int(np.argmax(ordering))][chosen])
     hits, _ = ordered(case, policy)
     return row, bool(case.answerable and hits[0])
 
 
 def judge(sets: dict[str, list[Case]], reworded: set[str], variant: Variant) -> dict:
     """Cross-validated figures of one variant on SQuAD, SelQA and SelQA's reworded questions."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
 
@@ -149,9 +172,11 @@ def judge(sets: dict[str, list[Case]], reworded: set[str], variant: Variant) -> 
     confidence = np.zeros(len(named))
     questions = [case.question_id for _, case in named]
     for train, test in GroupKFold(FOLDS).split(features, right, questions):
-        model = LogisticRegression(C=1e4, max_iter=1000).fit(
-            features[train], right[train], sample_weight=weights[train]
-        )
+        if variant.model == "boosted":  # shallow and few, for some 2,000 cases: a smooth fit, not a memorised one
+            model = HistGradientBoostingClassifier(max_depth=3, max_iter=100, learning_rate=0.05, random_state=0)
+        else:
+            model = LogisticRegression(C=1e4, max_iter=1000)
+        model.fit(features[train], right[train], sample_weight=weights[train])
         confidence[test] = model.predict_proba(features[test])[:, 1]
     unanswerable = np.asarray([not case.answerable for _, case in named])
     threshold, _ = best_answer_at(confidence, unanswerable, weights)
@@ -182,6 +207,7 @@ def judge(sets: dict[str, list[Case]], reworded: set[str], variant: Variant) -> 
 def variants(sets: dict[str, list[Case]]) -> list[Variant]:
     """The shipped policy, then each change of one thing from it (depths with their own best fused weight)."""
     chosen = [Variant(features=f, balanced=b) for f in FEATURES for b in (False, True)]
+    chosen += [Variant(features=f, model="boosted") for f in (FEATURES[0], FEATURES[1], FEATURES[5])]
     own = sets["squad own"] + sets["selqa own"]
     for depth in DEPTHS:
         weight, _ = best_fused_weight([at_depth(case, depth) for case in own], RerankPolicy())
@@ -190,14 +216,15 @@ def variants(sets: dict[str, list[Case]]) -> list[Variant]:
 
 
 def table(results: list[dict]) -> str:
-    head = "| features | balanced | depth | fused weight | answer at | " + " | ".join(
+    head = "| features | model | balanced | depth | fused weight | answer at | " + " | ".join(
         f"{s} AUROC / abstains answerable / hidden / MRR@10" for s in ("SQuAD", "SelQA", "SelQA reworded")
     )
-    lines = [head + " |", "|" + "---|" * (5 + 3)]
+    lines = [head + " |", "|" + "---|" * (6 + 3)]
     for r in results:
         v = r["variant"]
         cells = [
             v["features"],
+            v.get("model", MODELS[0]),
             "yes" if v["balanced"] else "no",
             str(v["depth"]),
             f"{v['fused_weight']:g}",

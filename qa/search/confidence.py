@@ -45,9 +45,14 @@ def confidence_features(
 ) -> tuple[float, float, float]:
     """The top candidate's window cosine, its paragraph's IDF coverage of the question, its fused score."""
     top = int(np.argmax(scores))
-    paragraph = found.passage_rows[top : top + 1]
+    return (*candidate_signals(index, found, tokens, top), float(scores[top]))
+
+
+def candidate_signals(index: Index, found: Candidates, tokens: list[str], position: int) -> tuple[float, float]:
+    """Candidate `position`'s best sentence-or-window cosine and its paragraph's IDF coverage of the question."""
+    paragraph = found.passage_rows[position : position + 1]
     coverage = float(index.sentence_lexical.coverages(tokens, paragraph, holder=index.passage_lexical)[0])
-    return float(found.dense_window[top]), coverage, float(scores[top])
+    return float(found.dense_window[position]), coverage
 
 
 def confidence(features: tuple[float, float, float], model: ConfidenceModel | None = None) -> float:

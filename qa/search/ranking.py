@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -11,7 +12,13 @@ from qa.errors import BadQuestionError
 from qa.reader.index import Index
 from qa.records import Hit
 from qa.search.candidates import Candidates, gather_candidates
-from qa.search.confidence import FUSION_ANSWER_AT, FUSION_UNSURE_AT, confidence, confidence_features
+from qa.search.confidence import (
+    FUSION_ANSWER_AT,
+    FUSION_UNSURE_AT,
+    candidate_signals,
+    confidence,
+    confidence_features,
+)
 from qa.search.followup import Carry, History, blend, carry_over, parse_history
 from qa.search.fusion import FusionWeights, fused_scores, retriever_scores
 from qa.search.question import encode_question, prepare_question
@@ -93,9 +100,8 @@ def rank(
     if retriever == "default" and verifier is not None:
         fused = fused_scores(found, weights)
         read = candidate_reading(index.sentences, found.rows, scorer_context(verifier))
-        prior = confidence(confidence_features(index, found, tokens, fused))
         policy = RerankPolicy()
-        reranked = rerank(verifier, question, read, fused, prior, policy)
+        reranked = rerank(verifier, question, read, fused, partial(candidate_signals, index, found, tokens), policy)
         hits = _hits(index, found, reranked.order, reranked.scores, weights, k)
         return Retrieval(hits, reranked.confidence, answer_at=policy.answer_at, unsure_at=policy.unsure_at)
     scored = "fusion" if retriever == "default" else retriever

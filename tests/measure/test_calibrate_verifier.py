@@ -94,7 +94,8 @@ def test_fits_the_policy_on_held_aside_squad_and_selqa(tmp_path: Path) -> None:
         "intercept",
         "top_logit",
         "margin",
-        "fusion_logit",
+        "window_cosine",
+        "paragraph_coverage",
         "answer_at",
         "unsure_at",
     }

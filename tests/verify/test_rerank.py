@@ -25,9 +25,14 @@ TEXTS = ["a", "b", "c", "d", "e"]
 FUSED = np.asarray([0.9, 0.8, 0.7, 0.6, 0.5])
 
 
+def flat(position: int) -> tuple[float, float]:
+    """The same window cosine and coverage for every candidate."""
+    return 0.5, 0.5
+
+
 def test_only_the_fusions_best_are_reread_and_they_come_first() -> None:
     scorer = SetLogits({"a": -2.0, "b": 3.0, "c": 0.5})
-    result = rerank(scorer, "q?", TEXTS.__getitem__, FUSED, 0.5, RerankPolicy(depth=3, fused_weight=0.0))
+    result = rerank(scorer, "q?", TEXTS.__getitem__, FUSED, flat, RerankPolicy(depth=3, fused_weight=0.0))
     assert scorer.asked == [("q?", "a"), ("q?", "b"), ("q?", "c")]
     assert result.order.tolist() == [1, 2, 0, 3, 4]  # b, c, a by logit; then d, e in the fusion's order
     assert result.scores[3] == result.scores[4] == 0.0
@@ -36,41 +41,49 @@ def test_only_the_fusions_best_are_reread_and_they_come_first() -> None:
 
 def test_the_fused_weight_breaks_near_ties() -> None:
     scorer = SetLogits({"a": 1.0, "b": 1.05, "c": -5.0})
-    assert rerank(scorer, "q", TEXTS.__getitem__, FUSED, 0.5, RerankPolicy(depth=3, fused_weight=0.0)).order[0] == 1
-    assert rerank(scorer, "q", TEXTS.__getitem__, FUSED, 0.5, RerankPolicy(depth=3, fused_weight=1.0)).order[0] == 0
+    assert rerank(scorer, "q", TEXTS.__getitem__, FUSED, flat, RerankPolicy(depth=3, fused_weight=0.0)).order[0] == 1
+    assert rerank(scorer, "q", TEXTS.__getitem__, FUSED, flat, RerankPolicy(depth=3, fused_weight=1.0)).order[0] == 0
 
 
 def test_confidence_grows_with_the_top_logit_and_its_lead() -> None:
-    policy = RerankPolicy(depth=3, fused_weight=0.0, intercept=-1.0, top_logit=1.0, margin=0.5, fusion_logit=0.0)
-    sure = rerank(SetLogits({"a": 4.0, "b": -1.0, "c": -2.0}), "q", TEXTS.__getitem__, FUSED, 0.5, policy).confidence
-    close = rerank(SetLogits({"a": 4.0, "b": 3.9, "c": -2.0}), "q", TEXTS.__getitem__, FUSED, 0.5, policy).confidence
-    low = rerank(SetLogits({"a": -3.0, "b": -3.5, "c": -4.0}), "q", TEXTS.__getitem__, FUSED, 0.5, policy).confidence
+    policy = RerankPolicy(
+        depth=3, fused_weight=0.0, intercept=-1.0, top_logit=1.0, margin=0.5, window_cosine=0.0, paragraph_coverage=0.0
+    )
+    sure = rerank(SetLogits({"a": 4.0, "b": -1.0, "c": -2.0}), "q", TEXTS.__getitem__, FUSED, flat, policy).confidence
+    close = rerank(SetLogits({"a": 4.0, "b": 3.9, "c": -2.0}), "q", TEXTS.__getitem__, FUSED, flat, policy).confidence
+    low = rerank(SetLogits({"a": -3.0, "b": -3.5, "c": -4.0}), "q", TEXTS.__getitem__, FUSED, flat, policy).confidence
     assert sure > close > low
     assert sure == pytest.approx(1 / (1 + np.exp(-(-1.0 + 4.0 + 0.5 * 5.0))))
 
 
 def test_fewer_candidates_than_the_depth() -> None:
-    result = rerank(SetLogits({"a": 0.0}), "q", ["a"].__getitem__, np.asarray([0.3]), 0.5, RerankPolicy(depth=20))
+    result = rerank(SetLogits({"a": 0.0}), "q", ["a"].__getitem__, np.asarray([0.3]), flat, RerankPolicy(depth=20))
     assert result.order.tolist() == [0] and 0.0 < result.confidence < 1.0
 
 
-def test_the_fusions_confidence_counts_as_weighted() -> None:
-    scorer = SetLogits({"a": 1.0, "b": 0.0, "c": -1.0})
-    weighted = RerankPolicy(depth=3, fused_weight=0.0, fusion_logit=1.0)
+def test_the_shown_sentences_own_cosine_and_coverage_count_as_weighted() -> None:
+    scorer = SetLogits({"a": 1.0, "b": 3.0, "c": -1.0})
+    asked: list[int] = []
+
+    def signals(position: int) -> tuple[float, float]:
+        asked.append(position)
+        return (0.8, 0.1) if position == 1 else (0.1, 0.9)
+
+    weighted = RerankPolicy(depth=3, fused_weight=0.0, window_cosine=2.0, paragraph_coverage=1.0)
+    result = rerank(scorer, "q", TEXTS.__getitem__, FUSED, signals, weighted)
+    assert asked == [1]  # only of the candidate the logits put first, b, not of the fusion's first, a
+    expected = weighted.intercept + weighted.top_logit * 3.0 + weighted.margin * 2.0 + 2.0 * 0.8 + 1.0 * 0.1
+    assert result.confidence == pytest.approx(1 / (1 + np.exp(-expected)))
+    ignored = RerankPolicy(depth=3, fused_weight=0.0, window_cosine=0.0, paragraph_coverage=0.0)
     assert (
-        rerank(scorer, "q", TEXTS.__getitem__, FUSED, 0.9, weighted).confidence
-        > rerank(scorer, "q", TEXTS.__getitem__, FUSED, 0.1, weighted).confidence
-    )
-    ignored = RerankPolicy(depth=3, fused_weight=0.0, fusion_logit=0.0)
-    assert (
-        rerank(scorer, "q", TEXTS.__getitem__, FUSED, 0.9, ignored).confidence
-        == rerank(scorer, "q", TEXTS.__getitem__, FUSED, 0.1, ignored).confidence
+        rerank(scorer, "q", TEXTS.__getitem__, FUSED, signals, ignored).confidence
+        == rerank(scorer, "q", TEXTS.__getitem__, FUSED, flat, ignored).confidence
     )
 
 
 def test_scores_are_in_the_fused_scores_units_so_only_near_ties_are_quoted_together() -> None:
     scorer = SetLogits({"a": 2.0, "b": -3.2, "c": -40.0})
-    result = rerank(scorer, "q", TEXTS.__getitem__, FUSED, 0.5, RerankPolicy(depth=3, fused_weight=32.0))
+    result = rerank(scorer, "q", TEXTS.__getitem__, FUSED, flat, RerankPolicy(depth=3, fused_weight=32.0))
     assert result.order.tolist() == [0, 1, 2, 3, 4]
     # fused + logit / 32: a 0.9625, b 0.7, c 0.7 - 1.25 kept at 0; d and e were never read.
     assert result.scores.tolist() == pytest.approx([0.9625, 0.7, 0.0, 0.0, 0.0])
