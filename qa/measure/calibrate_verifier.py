@@ -53,7 +53,7 @@ from qa.search.confidence import FUSION_ANSWER_AT, FUSION_UNSURE_AT, confidence,
 from qa.search.fusion import FusionWeights, fused_scores
 from qa.search.question import encode_question
 from qa.verify.rerank import RerankPolicy, candidate_reading, top_and_margin
-from qa.verify.scorer import MODEL_DIR, Verifier, load_verifier
+from qa.verify.scorer import MODEL_DIR, MODEL_FILE, Verifier, file_sha256, load_verifier
 
 FUSED_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
@@ -330,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         "fused_weight_mrr@10": mrr,
         "answer_at_youden_j": youden,
         "policy": policy.__dict__,
+        "model_sha256": file_sha256(args.model_dir / MODEL_FILE),
     }
     for name, (answerable, hidden) in sets.items():
         cases = answerable + hidden
@@ -347,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(figures, indent=2)
     print(text)
     print(f"\nRerankPolicy({', '.join(f'{k}={v!r}' for k, v in policy.__dict__.items())})", file=sys.stderr)
+    print(f'FITTED_FOR = "{figures["model_sha256"]}"', file=sys.stderr)
     if args.json:
         args.json.write_text(text + "\n", encoding="utf-8")
     return 0

@@ -167,4 +167,14 @@ its ECE is optimistic.
 
 These are not the benchmark: the odd-numbered SQuAD dev articles and the
 seed's dev sets are for `qa eval` once the verifier is wired in.
+
+## How it is used (qa/verify/rerank.py)
+
+Not fitted yet: training does not fit how the logits become the answer's
+order and confidence. Before shipping this model, run `python -m
+qa.measure.calibrate_verifier --data-dir ../shared/data --work .cache/squad
+--model-dir` on its folder, put the `RerankPolicy` it prints and the
+model's sha256 (`FITTED_FOR`) into qa/verify/rerank.py, and replace this
+section with its held-aside figures. Until `FITTED_FOR` matches the shipped
+model, a test fails.
 """

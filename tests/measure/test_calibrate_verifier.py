@@ -17,7 +17,7 @@ import pytest
 from qa.errors import VerifierError
 from qa.measure import calibrate_verifier, policy_variants
 from qa.measure.verifier_data import choose_split
-from qa.verify.rerank import RerankPolicy
+from qa.verify.rerank import FITTED_FOR, RerankPolicy
 
 TOWNS = ["Ashby", "Brill", "Corve", "Dunmow", "Elstow", "Fenny", "Goring", "Hythe", "Ickford", "Jevington"]
 
@@ -87,6 +87,7 @@ def test_fits_the_policy_on_held_aside_squad_and_selqa(tmp_path: Path) -> None:
     assert len(split.selqa_held) == 2  # 15% of 10 articles, rounded
     # The one held SQuAD article's 2 questions; both questions of each held SelQA article, one of them reworded.
     assert figures["questions"] == {"squad": 2, "selqa": 4, "selqa_reworded": 2}
+    assert figures["model_sha256"] == FITTED_FOR  # the shipped model's, the one fitted for here
     policy = figures["policy"]
     assert set(policy) == {
         "depth",

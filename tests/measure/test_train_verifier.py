@@ -149,7 +149,9 @@ def test_training_command_end_to_end(tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert report["training"]["steps"] == 4 and report["shipped"] in ("fp32", "int8")
     assert report["settings"]["mined_per_group"] == TrainSettings.mined_per_group
-    assert "--seed 0" in (out / "MODEL_CARD.md").read_text()
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "--seed 0" in card
+    assert "## How it is used" in card and "Not fitted yet" in card  # the policy is fitted apart, afterwards
     # The same command again resumes from the finished checkpoint: no further steps.
     assert train_verifier.main(argv) == 0
     assert json.loads((out / "report.json").read_text())["training"]["steps"] == 4

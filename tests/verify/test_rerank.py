@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from qa.reader.index import Index
-from qa.verify.rerank import RerankPolicy, rerank
+from qa.verify.rerank import FITTED_FOR, RerankPolicy, rerank
+from qa.verify.scorer import CHECKSUM_FILE, MODEL_DIR
 
 
 class SetLogits:
@@ -128,3 +129,8 @@ def test_a_scorer_that_reads_context_is_given_it_through_the_search(seed_index: 
         assert previous == (seed_index.sentences[row - 1].text if row else "")
     # The quotes themselves are still the sentences alone.
     assert all(" [SEP] " not in hit.text for hit in found.hits)
+
+
+def test_the_policy_was_fitted_for_the_shipped_model() -> None:
+    shipped = (MODEL_DIR / CHECKSUM_FILE).read_text(encoding="utf-8").split()[0]
+    assert shipped == FITTED_FOR, "the verifier changed: refit its use (calibrate_verifier) and update RerankPolicy"
