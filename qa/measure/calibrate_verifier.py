@@ -75,6 +75,8 @@ class Case:
 
 
 PARTS = ("window cosine", "paragraph coverage", "fused score", "paragraph cosine", "sentence coverage")
+# The parts the shipped confidence reads of the top sentence (RerankPolicy.window_cosine, .paragraph_coverage).
+SIGNALS = ("window cosine", "paragraph coverage")
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,7 @@ def features(cases: list[Case], policy: RerankPolicy) -> tuple[np.ndarray, np.nd
         top, margin = top_and_margin(case.logits, ordering)
         if case.parts is None:
             raise ValueError("a case without its fusion signals (search_cases makes them)")
-        cosine, coverage = case.parts[int(np.argmax(ordering))][:2]
+        cosine, coverage = case.parts[int(np.argmax(ordering))][[PARTS.index(name) for name in SIGNALS]]
         rows.append((top, margin, float(cosine), float(coverage)))
         labels.append(bool(case.answerable and hits[0]))  # never right when nothing answers
     return np.asarray(rows), np.asarray(labels)

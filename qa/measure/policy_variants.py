@@ -44,6 +44,8 @@ import numpy as np
 
 from qa.config import Settings
 from qa.measure.calibrate_verifier import (
+    PARTS,
+    SIGNALS,
     Case,
     best_answer_at,
     best_fused_weight,
@@ -150,7 +152,8 @@ def feature_row(case: Case, variant: Variant) -> tuple[list[float], bool]:
     if "coverage" in variant.features:
         if case.parts is None:
             raise ValueError("a case without its fusion parts: collect it again")
-        chosen = [0, 1, 3, 4] if "paragraph cosine" in variant.features else [0, 1]
+        names = SIGNALS + (("paragraph cosine", "sentence coverage") if "paragraph cosine" in variant.features else ())
+        chosen = [PARTS.index(name) for name in names]
         row.extend(float(value) for value in case.parts[int(np.argmax(ordering))][chosen])
     hits, _ = ordered(case, policy)
     return row, bool(case.answerable and hits[0])
