@@ -49,7 +49,13 @@ from qa.measure.evaluate import (
 from qa.measure.verifier_data import SELQA, SQUAD_DEV, choose_split
 from qa.reader.index import Index
 from qa.search.candidates import gather_candidates
-from qa.search.confidence import FUSION_ANSWER_AT, FUSION_UNSURE_AT, confidence, confidence_features
+from qa.search.confidence import (
+    FUSION_ANSWER_AT,
+    FUSION_UNSURE_AT,
+    candidate_signals,
+    confidence,
+    confidence_features,
+)
 from qa.search.fusion import FusionWeights, fused_scores
 from qa.search.question import encode_question
 from qa.verify.rerank import RerankPolicy, candidate_reading, top_and_margin
@@ -75,7 +81,8 @@ class Case:
 
 
 PARTS = ("window cosine", "paragraph coverage", "fused score", "paragraph cosine", "sentence coverage")
-# The parts the shipped confidence reads of the top sentence (RerankPolicy.window_cosine, .paragraph_coverage).
+# The parts the shipped confidence reads of the top sentence (RerankPolicy.window_cosine, .paragraph_coverage):
+# what candidate_signals gives, in its order, and the first two of PARTS.
 SIGNALS = ("window cosine", "paragraph coverage")
 
 
@@ -115,10 +122,9 @@ def search_cases(
             [question.question] * min(depth, len(texts)), [read(i) for i in range(min(depth, len(texts)))]
         )
         top = order[:depth]
-        coverage = index.sentence_lexical.coverages(tokens, found.passage_rows[top], holder=index.passage_lexical)
-        parts = np.column_stack(
-            [found.dense_window[top], coverage, fused[top], found.passage_dense[top], found.coverage[top]]
-        )
+        # The shipped confidence's two signals come from the very function question time calls (qa.search.ranking).
+        signals = np.asarray([candidate_signals(index, found, tokens, int(position)) for position in top])
+        parts = np.column_stack([signals, fused[top], found.passage_dense[top], found.coverage[top]])
         cases.append(
             Case(fused[top], logits, np.asarray(hits[:depth]), hits[depth:], hide is None, prior, question.id, parts)
         )

@@ -152,3 +152,8 @@ def test_a_model_folder_without_a_verifier_is_refused_before_any_indexing(tmp_pa
     with pytest.raises(VerifierError, match="no-model"):
         tool.main(argv)
     assert not work.exists()
+
+
+def test_the_cases_signals_are_the_ones_question_time_reads() -> None:
+    # search_cases stacks candidate_signals' two values first; features() picks them by these names.
+    assert calibrate_verifier.PARTS[: len(calibrate_verifier.SIGNALS)] == calibrate_verifier.SIGNALS
