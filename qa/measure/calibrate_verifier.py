@@ -268,15 +268,19 @@ def report(
     }
 
 
-def held_aside_parser(prog: str, description: str, model_use: str) -> argparse.ArgumentParser:
-    """The options of the tools that ask the verifier's held-aside questions (this one and policy_variants)."""
+def held_aside_parser(prog: str, description: str, model_use: str, indexes: bool = True) -> argparse.ArgumentParser:
+    """The options of the tools that ask the verifier's held-aside questions (this one, policy_variants, embedders).
+
+    `indexes` adds --work, for the tools that search an index of the held-aside corpora.
+    """
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument(
         "--data-dir", type=Path, required=True, help="folder with squad-v1.1-dev.json and the SelQA files"
     )
-    parser.add_argument(
-        "--work", type=Path, default=Path(".cache/squad"), help="the SQuAD corpus and index qa eval caches"
-    )
+    if indexes:
+        parser.add_argument(
+            "--work", type=Path, default=Path(".cache/squad"), help="the SQuAD corpus and index qa eval caches"
+        )
     parser.add_argument("--seed", type=int, default=0, help="the seed train_verifier drew its held-aside split with")
     parser.add_argument(
         "--held-squad-articles", type=int, default=4, help="even dev articles train_verifier held aside (its default)"

