@@ -157,7 +157,8 @@ def evaluate_followups(
     `verifier` is what qa.answer rereads with (None: the fusion alone, QA_VERIFIER=off). "taken as
     follow-ups" counts the pairs whose second question is always searched with its history
     (qa.search.followup.refers_back); "searched again" those that might lean on the first, found
-    no confident answer alone, and were searched a second time with it (qa.search.ranking.search).
+    no confident answer alone or answered from another document than the first's, and were
+    searched a second time with it (qa.search.ranking.search).
     A pair that names its document (SQuAD's) is also asked with history and that document hidden,
     where nothing answers: "answered with its article hidden" is the share answered anyway.
     """

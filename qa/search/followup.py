@@ -13,10 +13,15 @@ outside itself (a pronoun, "that report", "the agency", "what about ...")
 with nothing it could refer to before it in the question itself.
 
 A pronoun after words it could refer to ("Which NFL team won it?") is
-ambiguous: such a question is searched alone first, and only when that
-finds no confident answer is it searched again with the carry-over, the more
-confident of the two kept (qa.search.ranking.search). A question answered
-confidently on its own is therefore still answered as alone.
+ambiguous: such a question is searched alone first (qa.search.ranking.search).
+When that finds no confident answer, it is searched again with the
+carry-over, and the more confident of the two is kept. When it answers from
+another document than the one the previous answer quoted ("What is the
+Latin name for it?" after a turn about the Black Death, answered from a page
+on oaks), it is searched again too, and the carried search is kept only if
+it answers from the conversation's document. A question answered confidently
+on its own from the document the conversation is in, or after an unanswered
+turn, is therefore still answered as alone.
 """
 
 from __future__ import annotations
@@ -331,6 +336,14 @@ def carry_over(index: Index, question: str, turns: list[Turn], tentative: bool =
         return Carry(earlier, weights, focus, earlier=earlier)
     vectors = index.sentence_store.vectors(index.sentence_keys[np.asarray(rows, dtype=np.int64)])
     return Carry("", weights, focus, vectors.mean(axis=0), tuple(rows), earlier)
+
+
+def conversation_sources(turns: list[Turn]) -> frozenset[str]:
+    """The sources the last turn's answer quoted: the document the conversation is in (none when unanswered)."""
+    last = turns[-1].answer if turns else None
+    if last is None or not last.answered:
+        return frozenset()
+    return frozenset(quote.source for quote in last.quotes)
 
 
 def repeat_penalty(rows: np.ndarray, carry: Carry | None) -> np.ndarray | None:

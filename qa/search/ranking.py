@@ -19,7 +19,7 @@ from qa.search.confidence import (
     confidence,
     confidence_features,
 )
-from qa.search.followup import Carry, History, blend, carry_over, parse_history
+from qa.search.followup import Carry, History, blend, carry_over, conversation_sources, parse_history
 from qa.search.fusion import FusionWeights, fused_scores, retriever_scores
 from qa.search.question import encode_question, prepare_question
 from qa.search.scope import resolve_sources
@@ -140,15 +140,26 @@ def search(
     carry = carry_over(index, cleaned, turns) if turns else None
     encoded = encode_question(index, question, carry.prefix if carry else "")
     retrieval = _search(index, encoded, cleaned, carry, k, candidates, weights, verifier, only)
-    if carry is None and turns and retrieval.hits and retrieval.confidence < retrieval.answer_at:
+    if carry is None and turns and retrieval.hits:
         # "Which NFL team won it?": a pronoun that may point at an earlier turn. Unanswered
-        # alone, the question is searched again with the carry-over; the more confident wins.
-        tentative = carry_over(index, cleaned, turns, tentative=True)
+        # alone, the question is searched again with the carry-over, and the more confident
+        # wins. Answered alone from another document than the previous answer's, it is
+        # searched again too, and the carried search wins if it answers from that document
+        # (one the question may search: a scope that leaves it out leaves nothing to go back to).
+        conversation = conversation_sources(turns) & only if only is not None else conversation_sources(turns)
+        unanswered = retrieval.confidence < retrieval.answer_at
+        strayed = not unanswered and bool(conversation) and retrieval.hits[0].source not in conversation
+        tentative = carry_over(index, cleaned, turns, tentative=True) if unanswered or strayed else None
         if tentative is not None:
             if tentative.prefix:  # no earlier answer to blend in: the earlier questions are embedded in front
                 encoded = encode_question(index, question, tentative.prefix)
             carried = _search(index, encoded, cleaned, tentative, k, candidates, weights, verifier, only)
-            retrieval = carried if carried.confidence > retrieval.confidence else retrieval
+            if unanswered:
+                better = carried.confidence > retrieval.confidence
+            else:
+                stays = bool(carried.hits) and carried.hits[0].source in conversation
+                better = stays and carried.confidence >= carried.answer_at
+            retrieval = carried if better else retrieval
             retrieval.searches = 2
     return retrieval
 

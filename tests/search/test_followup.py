@@ -10,9 +10,10 @@ import pytest
 from conftest import REPO
 
 import qa
+from qa.embed.encoder import Encoder
 from qa.reader.index import Index
 from qa.records import Turn
-from qa.search.followup import might_refer_back, parse_history, refers_back
+from qa.search.followup import conversation_sources, might_refer_back, parse_history, refers_back
 from qa.search.ranking import search
 
 FOLLOWUPS = REPO / "eval" / "followups_seed.jsonl"
@@ -91,7 +92,9 @@ def test_an_ambiguous_follow_up_unanswered_alone_is_searched_again_with_history(
     assert not qa.answer(question, index=seed_index).answered
 
 
-def test_an_ambiguous_question_answered_alone_is_not_searched_again(seed_index: Index) -> None:
+def test_an_ambiguous_question_answered_alone_from_the_conversations_document_is_not_searched_again(
+    seed_index: Index,
+) -> None:
     earlier = Turn("Who is Kirsten Madison?", qa.answer("Who is Kirsten Madison?", index=seed_index))
     question = "What does mixing fentanyl into other street drugs do to them?"
     alone = search(seed_index, question, k=3, verifier=qa.api.verifier())
@@ -121,6 +124,82 @@ def test_a_second_search_less_confident_than_the_first_is_not_taken(
     after = search(seed_index, question, k=3, history=[earlier], verifier=qa.api.verifier())
     assert after.searches == 2 and after.confidence == alone.confidence and after.notes == []
     assert [h.id for h in after.hits] == [h.id for h in alone.hits]
+
+
+# Two documents: a follow-up's "it" alone finds the other one's sentence, and answers from it.
+STRAYING = {
+    "plague.txt": (
+        "The Black Death was a bubonic plague pandemic that struck Europe from 1346 to 1353. "
+        "It reached England in June 1348, carried by ships into the port of Melcombe. "
+        "In Latin the name for the Black Death was magna mortalitas, the great mortality. "
+        "The pandemic killed between a third and a half of the population of Europe.\n"
+    ),
+    "oak.txt": (
+        "The English oak is a large deciduous tree native to most of Europe. "
+        "The Latin name for the oak genus is Quercus. "
+        "Oak wood is dense and was long used for ships and barrels.\n"
+    ),
+}
+PLAGUE_FIRST = "When did the Black Death reach England?"
+LATIN = "What is the Latin name for it?"
+
+
+@pytest.fixture(scope="module")
+def two_documents(encoder: Encoder, tmp_path_factory: pytest.TempPathFactory) -> Index:
+    from builds import write_docs
+
+    root = tmp_path_factory.mktemp("two-documents")
+    return qa.indexing.build_index(write_docs(root / "seeds", STRAYING), root / "index", encoder)
+
+
+def test_the_conversation_is_in_the_documents_the_last_answer_quoted(two_documents: Index) -> None:
+    answered = qa.answer(PLAGUE_FIRST, index=two_documents)
+    assert answered.answered and conversation_sources([Turn(PLAGUE_FIRST, answered)]) == {"plague.txt"}
+    assert conversation_sources([Turn(PLAGUE_FIRST, answered), Turn("Who won it?", None)]) == frozenset()
+    assert conversation_sources([]) == frozenset()
+
+
+def test_an_ambiguous_follow_up_answered_alone_from_another_document_is_brought_back(two_documents: Index) -> None:
+    first = qa.answer(PLAGUE_FIRST, index=two_documents)
+    alone = search(two_documents, LATIN, k=3, verifier=qa.api.verifier())
+    assert might_refer_back(LATIN) and alone.confidence >= alone.answer_at
+    assert alone.hits[0].source == "oak.txt" and alone.searches == 1
+    followed = qa.answer(LATIN, index=two_documents, history=[Turn(PLAGUE_FIRST, first)])
+    # Answered from the conversation's document, although less confidently than the oak alone.
+    assert followed.answered and followed.confidence < alone.confidence
+    quote = followed.quotes[0]
+    assert quote.source == "plague.txt" and "magna mortalitas" in quote.text
+    assert two_documents.source_text(quote.source)[quote.start : quote.end] == quote.text
+    assert followed.notes == [f"Read as a follow-up to “{PLAGUE_FIRST}”; ask it in full to search it on its own."]
+
+
+def test_a_carried_search_that_does_not_answer_from_the_conversations_document_is_not_taken(
+    two_documents: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import qa.search.ranking as ranking
+
+    history = [Turn(PLAGUE_FIRST, qa.answer(PLAGUE_FIRST, index=two_documents))]
+    alone = search(two_documents, LATIN, k=3, verifier=qa.api.verifier())
+    searched = ranking._search
+
+    def unsure(*args: object, **kwargs: object) -> ranking.Retrieval:
+        found = searched(*args, **kwargs)  # type: ignore[arg-type]
+        if args[3] is not None:  # the search with the carry-over: in the right document, but not answering
+            assert found.hits[0].source == "plague.txt"
+            found.confidence = found.answer_at - 0.01
+        return found
+
+    monkeypatch.setattr(ranking, "_search", unsure)
+    after = search(two_documents, LATIN, k=3, history=history, verifier=qa.api.verifier())
+    assert after.searches == 2 and after.confidence == alone.confidence and after.notes == []
+    assert [h.id for h in after.hits] == [h.id for h in alone.hits]
+    # After an unanswered turn there is no document to keep to: the oak answer stands, searched once.
+    monkeypatch.undo()
+    unanswered = search(two_documents, LATIN, k=3, history=[Turn(PLAGUE_FIRST, None)], verifier=qa.api.verifier())
+    assert unanswered.searches == 1 and [h.id for h in unanswered.hits] == [h.id for h in alone.hits]
+    # Nor when the question is kept to the other document: the conversation's is out of reach.
+    scoped = search(two_documents, LATIN, k=3, history=history, verifier=qa.api.verifier(), sources=["oak.txt"])
+    assert scoped.searches == 1 and scoped.hits[0].id == alone.hits[0].id
 
 
 @pytest.mark.parametrize(
