@@ -23,6 +23,7 @@ from qa.reader.index import Index
 from qa.records import Turn
 from qa.search.followup import refers_back
 from qa.search.ranking import search
+from qa.storage.lexical import STOPWORDS
 from qa.verify.rerank import PairScorer
 
 RANK_DEPTH = 10
@@ -90,7 +91,116 @@ def write_followups(pairs: list[FollowUp], path: Path) -> None:
 # with a pronoun in its place, and paired with an earlier question about the
 # same paragraph that names the subject too, so the pronoun has something to
 # point at. Only even-numbered articles are used (odd ones are held out).
-_SUBJECT_PRONOUN = "it"
+#
+# "it" can stand only for a whole noun phrase: where the title is part of a
+# longer one ("a pharmacy technician", "the first Huguenot church", "diatomic
+# oxygen", "Huguenot refugees"), the question is left out rather than made
+# into "a it technician". Word lists stand in for a part-of-speech tagger.
+_AUXILIARIES = frozenset(
+    [
+        "do",
+        "does",
+        "did",
+        "is",
+        "are",
+        "was",
+        "were",
+        "has",
+        "have",
+        "had",
+        "can",
+        "could",
+        "will",
+        "would",
+        "should",
+        "may",
+        "might",
+        "must",
+    ]
+)
+_FUNCTION_WORDS = (
+    frozenset(STOPWORDS)
+    | _AUXILIARIES
+    | frozenset(
+        [
+            "about",
+            "above",
+            "across",
+            "after",
+            "against",
+            "along",
+            "among",
+            "around",
+            "before",
+            "behind",
+            "below",
+            "beside",
+            "besides",
+            "between",
+            "beyond",
+            "during",
+            "except",
+            "from",
+            "inside",
+            "near",
+            "off",
+            "onto",
+            "out",
+            "outside",
+            "over",
+            "since",
+            "than",
+            "through",
+            "throughout",
+            "toward",
+            "towards",
+            "under",
+            "until",
+            "up",
+            "upon",
+            "within",
+            "without",
+            "being",
+            "been",
+            "also",
+            "often",
+            "still",
+            "now",
+            "only",
+            "ever",
+            "never",
+        ]
+    )
+)
+_DETERMINERS = frozenset(["the", "a", "an", "that", "this", "these", "those"])
+_WORD = re.compile(r"[\w'-]+")
+# After "did" or "does", a word with such an ending is a noun, not the verb: "did Huguenot refugees settle".
+_NOUN_ENDING = re.compile(r"(?:[^su]s|tion|ment|ics)$")
+
+
+def _in_text(text: str, first: str, second: str) -> bool:
+    return re.search(rf"\b{re.escape(first)}\s+{re.escape(second)}\b", text, re.IGNORECASE) is not None
+
+
+def _with_pronoun(question: str, subject: re.Match[str], article_text: str) -> str | None:
+    """The question with "it" (or "its") for the matched title, or None where the title is part of a noun phrase."""
+    before = _WORD.findall(question[: subject.start()])
+    after = _WORD.findall(question[subject.end() :])
+    previous = before[-1].lower() if before else ""
+    following = after[0].lower() if after and not subject["possessive"] else ""
+    if previous in {"a", "an"} or (
+        len(before) > 1 and before[-2].lower() in _DETERMINERS and previous not in _FUNCTION_WORDS
+    ):
+        return None  # "a pharmacy technician", "the first Huguenot church"
+    if previous and previous not in _FUNCTION_WORDS and _in_text(article_text, previous, subject["title"]):
+        return None  # "diatomic oxygen", "informal imperialism"
+    # "restrict Huguenot travel" is a noun phrase; after "did" or at the start, "Doctor Who first
+    # show" and "the Normans combine" are a subject and its verb, unless the word is a noun's.
+    subject_position = previous in _AUXILIARIES or not before
+    if following and following not in _FUNCTION_WORDS and (not subject_position or _NOUN_ENDING.search(following)):
+        return None
+    rewritten = question[: subject.start()] + ("its" if subject["possessive"] else "it") + question[subject.end() :]
+    return rewritten[0].upper() + rewritten[1:] if subject.start() == 0 else rewritten
 
 
 def derive_squad_followups(path: Path, per_article: int = 10) -> list[FollowUp]:
@@ -98,8 +208,11 @@ def derive_squad_followups(path: Path, per_article: int = 10) -> list[FollowUp]:
 
     For each paragraph, the first question that names the article's title is
     the first turn, and each later question of that paragraph that names the
-    title becomes a follow-up with the title replaced by "it" (and a leading
-    "the" dropped with it). At most `per_article` pairs per article.
+    title becomes a follow-up with the title replaced by "it" (a leading "the"
+    dropped with it, "its" for a possessive), unless the title is part of a
+    longer noun phrase there (_with_pronoun). At most `per_article` pairs per
+    article. Odd articles are skipped whatever the file: the dev set's are the
+    held-out benchmark.
     """
     pairs: list[FollowUp] = []
     for number, article in enumerate(_read_json(path)["data"]):
@@ -107,16 +220,19 @@ def derive_squad_followups(path: Path, per_article: int = 10) -> list[FollowUp]:
             continue  # odd articles are the held-out benchmark
         title = article["title"].replace("_", " ")
         source = _file_name(number, title)
-        subject = re.compile(rf"(?:\bthe\s+)?\b{re.escape(title)}\b", re.IGNORECASE)
+        subject = re.compile(rf"(?:\bthe\s+)?\b(?P<title>{re.escape(title)})\b(?P<possessive>'s\b)?", re.IGNORECASE)
+        article_text = "\n".join(paragraph["context"] for paragraph in article["paragraphs"])
         taken = 0
         for paragraph in article["paragraphs"]:
-            naming = [qa for qa in paragraph["qas"] if subject.search(qa["question"])]
-            for later in naming[1:]:
+            naming = [(qa, match) for qa in paragraph["qas"] if (match := subject.search(qa["question"]))]
+            for later, match in naming[1:]:
                 if taken >= per_article:
                     break
+                rewritten = _with_pronoun(later["question"], match, article_text)
+                if rewritten is None:
+                    continue
                 answers = tuple(dict.fromkeys(a["text"] for a in later["answers"]))
-                rewritten = subject.sub(_SUBJECT_PRONOUN, later["question"], count=1)
-                pairs.append(FollowUp(later["id"], naming[0]["question"], rewritten, answers, source))
+                pairs.append(FollowUp(later["id"], naming[0][0]["question"], rewritten, answers, source))
                 taken += 1
     return pairs
 

@@ -55,6 +55,39 @@ def test_squad_pairs_come_from_even_articles_with_the_subject_replaced(tmp_path:
     ]
 
 
+def test_squad_pairs_leave_out_questions_where_the_title_is_part_of_a_longer_noun_phrase(tmp_path: Path) -> None:
+    context = "Informal Huguenot worship continued in secret. Huguenot refugees settled in Berlin."
+    questions = [
+        ("h0", "Where did the Huguenot faith begin?"),  # the first turn
+        ("h1", "What did the Huguenot refugees build?"),  # "did it refugees build"
+        ("h2", "Who led a Huguenot colony?"),  # "a it colony"
+        ("h3", "What was the first Huguenot church called?"),  # "the first it church"
+        ("h4", "Where did informal Huguenot worship continue?"),  # "informal it": the article says so
+        ("h5", "How did the king restrict Huguenot travel?"),  # "restrict it travel"
+        ("h6", "What is the Huguenot's emblem?"),
+        ("h7", "Which city did the Huguenot settle in?"),
+        ("h8", "Huguenot settled in which city?"),
+    ]
+    article = {
+        "title": "Huguenot",
+        "paragraphs": [
+            {
+                "context": context,
+                "qas": [{"id": i, "question": q, "answers": [{"text": "x", "answer_start": 0}]} for i, q in questions],
+            }
+        ],
+    }
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps({"version": "1.1", "data": [article]}), encoding="utf-8")
+    pairs = derive_squad_followups(path)
+    assert {pair.first for pair in pairs} == {"Where did the Huguenot faith begin?"}
+    assert [(pair.id, pair.question) for pair in pairs] == [
+        ("h6", "What is its emblem?"),
+        ("h7", "Which city did it settle in?"),
+        ("h8", "It settled in which city?"),
+    ]
+
+
 def test_the_follow_up_reader_refuses_a_row_without_its_first_question(tmp_path: Path) -> None:
     good = tmp_path / "good.jsonl"
     good.write_text(
