@@ -69,8 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--articles",
         choices=("all", "even", "odd"),
-        default="all",
-        help="SQuAD: ask about all articles, or only even- or odd-numbered ones (the fusion was fitted on even ones)",
+        help=(
+            "SQuAD: ask about all articles (the default), or only even- or odd-numbered ones (the fusion was fitted"
+            " on even ones; odd ones are held out); with --followups, pairs from even ones unless told"
+        ),
     )
     evaluate.add_argument(
         "--work", type=Path, default=Path(".cache/squad"), help="SQuAD: where its corpus and index are cached"
@@ -81,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--followups",
         action="store_true",
-        help="SQuAD: score follow-up pairs derived from the even-numbered articles (a follow-up JSONL is detected)",
+        help="SQuAD: score follow-up pairs derived from its articles, even-numbered by default (a follow-up JSONL is detected)",
     )
     evaluate.add_argument(
         "--latency",
@@ -320,7 +322,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     retrievers = RETRIEVERS if args.retriever == "all" else (args.retriever,)
     with _progress_bar("embedding", "text") as progress:
         index, questions = evaluate.prepare(
-            args.file, settings, work=args.work, articles=args.articles, progress=progress
+            args.file, settings, work=args.work, articles=args.articles or "all", progress=progress
         )
     chosen = sample(questions, args.limit, args.seed)
     with _progress_bar("asking", "question") as progress:
@@ -350,14 +352,14 @@ def _is_followup_file(path: Path) -> bool:
 
 
 def _eval_followups(args: argparse.Namespace, settings: Settings) -> int:
-    """Follow-up hit@1 with and without history, over a follow-up JSONL or SQuAD's even articles."""
+    """Follow-up hit@1 with and without history, over a follow-up JSONL or SQuAD's even (or --articles) articles."""
     import qa
     from qa.measure import evaluate, followups
 
     with _progress_bar("embedding", "text") as progress:
         if evaluate.is_squad(args.file):
             index, _ = evaluate.prepare(args.file, settings, work=args.work, progress=progress)
-            pairs = followups.derive_squad_followups(args.file)
+            pairs = followups.derive_squad_followups(args.file, articles=args.articles or "even")
         else:
             index, _ = evaluate.prepare(args.file, settings, work=args.work, progress=progress, read_questions=False)
             pairs = followups.load_followups(args.file)

@@ -55,6 +55,15 @@ def test_squad_pairs_come_from_even_articles_with_the_subject_replaced(tmp_path:
     ]
 
 
+def test_squad_pairs_from_the_held_out_odd_articles_are_asked_for_by_name(tmp_path: Path) -> None:
+    path = _squad(tmp_path / "squad.json")
+    odd = FollowUp("o2", "What is Warsaw?", "How old is it?", ("old",), "01-warsaw.txt")
+    assert derive_squad_followups(path, articles="odd") == [odd]
+    assert derive_squad_followups(path, articles="all") == [*derive_squad_followups(path), odd]
+    with pytest.raises(ValueError, match="all, even or odd"):
+        derive_squad_followups(path, articles="first")
+
+
 def test_squad_pairs_leave_out_questions_where_the_title_is_part_of_a_longer_noun_phrase(tmp_path: Path) -> None:
     context = "Informal Huguenot worship continued in secret. Huguenot refugees settled in Berlin."
     questions = [
@@ -67,6 +76,8 @@ def test_squad_pairs_leave_out_questions_where_the_title_is_part_of_a_longer_nou
         ("h6", "What is the Huguenot's emblem?"),
         ("h7", "Which city did the Huguenot settle in?"),
         ("h8", "Huguenot settled in which city?"),
+        ("h9", 'What does the name "Huguenot" mean?'),  # the word, not what it names
+        ("h10", "What was the first church of Huguenot called?"),  # a participle: the verb's
     ]
     article = {
         "title": "Huguenot",
@@ -85,7 +96,42 @@ def test_squad_pairs_leave_out_questions_where_the_title_is_part_of_a_longer_nou
         ("h6", "What is its emblem?"),
         ("h7", "Which city did it settle in?"),
         ("h8", "It settled in which city?"),
+        ("h10", "What was the first church of it called?"),
     ]
+
+
+def test_qa_eval_derives_squad_pairs_from_even_articles_unless_told(tmp_path: Path, capsys: Captured) -> None:
+    def article(title: str, context: str, questions: list[tuple[str, str, str]]) -> dict:
+        qas = [
+            {"id": i, "question": q, "answers": [{"text": a, "answer_start": context.index(a)}]}
+            for i, q, a in questions
+        ]
+        return {"title": title, "paragraphs": [{"context": context, "qas": qas}]}
+
+    squad = tmp_path / "squad.json"
+    data = [
+        article(
+            "Kelso",
+            "Kelso is a market town in the Scottish Borders. Kelso abbey was founded in 1128 by monks from Picardy.",
+            [("k1", "Where is Kelso?", "Scottish Borders"), ("k2", "When did Kelso get its abbey?", "1128")],
+        ),
+        article(
+            "Lydd",
+            "Lydd is a town on Romney Marsh in Kent. Lydd had an airport that opened in 1954 for car ferry flights.",
+            [
+                ("l1", "Where is Lydd?", "Romney Marsh"),
+                ("l2", "When did Lydd open an airport?", "1954"),
+                ("l3", "What flights was Lydd's airport opened for?", "car ferry flights"),
+            ],
+        ),
+    ]
+    squad.write_text(json.dumps({"version": "1.1", "data": data}), encoding="utf-8")
+    work = ["--work", str(tmp_path / "work"), "--json"]
+    # One pair from the even article (the default), two from the odd one, which is held out.
+    for articles, pairs in [([], 1), (["--articles", "odd"], 2), (["--articles", "all"], 3)]:
+        code, out, err = run(capsys, "eval", str(squad), "--followups", *articles, *work)
+        assert code == 0, err
+        assert json.loads(out)["pairs"] == pairs, articles
 
 
 def test_the_follow_up_reader_refuses_a_row_without_its_first_question(tmp_path: Path) -> None:
