@@ -117,9 +117,53 @@ ELLIPSIS_OPENERS = re.compile(r"(?:and|what about|how about|what else|anything e
 RESTRICTIVE = frozenset(["who", "whom", "whose", "which", "that", "from", "of"])
 # "What is it called when ...", "What does it mean for a knot to be ...": an
 # "it" that stands for the clause after it, not for anything said before
-# ("What does it mean for China?" still points back).
+# ("What does it mean for China?" still points back). So is the "it" of "How
+# long did it take ...", "How much does it cost ..." and, for a closed list
+# of words that take such a clause, "it is difficult to ...", "Why was it
+# decided that ..." ("What was it used to treat?" still points back).
+_EXTRAPOSING = (
+    "difficult|easy|hard|possible|impossible|necessary|important|likely|unlikely|true|"
+    "said|declared|suggested|assumed|believed|thought|reported|known|estimated|expected|argued|claimed|decided|agreed"
+)
 _EXPLETIVE_IT = re.compile(
     r"\bit\s+(?:is\s+)?(?:called|mean|means|meant)\s+(?:when|if)\b|\bit\s+(?:mean|means|meant)\s+for\b.*\bto\b"
+    r"|\bit\s+(?:take|takes|took|cost|costs)\b(?!\s+place\b)"
+    rf"|\bit\s+(?:is|was|has\s+been|will\s+be)\s+(?:\w+ly\s+)?(?:{_EXTRAPOSING})\s+(?:to|that)\b"
+    rf"|\b(?:is|was)\s+it\s+(?:\w+ly\s+)?(?:{_EXTRAPOSING})\s+(?:to|that)\b"
+)
+# "Who made their commercial debut ...?", "What gave its name to ...?": after
+# a "who", "what" or "which" that is the subject, a possessive or personal
+# pronoun may stand for it. It does not after an auxiliary, as the subject
+# of an inverted question ("What did he say?", "What is its name?", "What
+# has she seen?"), so "Which university has its origins ...?" still counts.
+# "Who" is a person and "what" a thing: "What event took away his ability of
+# speech?" still points back.
+SUBJECT_BOUND = {
+    "who": frozenset(["he", "she", "his", "her", "their"]),
+    "what": frozenset(["its", "their"]),
+    "which": frozenset(["its", "their"]),
+}
+INVERTING = frozenset(
+    [
+        "do",
+        "does",
+        "did",
+        "is",
+        "was",
+        "are",
+        "were",
+        "has",
+        "have",
+        "had",
+        "will",
+        "would",
+        "can",
+        "could",
+        "should",
+        "may",
+        "might",
+        "must",
+    ]
 )
 
 # A reference with at least this many content words before it most likely
@@ -268,13 +312,18 @@ def refers_back(question: str) -> bool:
         return True
     expletive = bool(_EXPLETIVE_IT.search(lowered))
     written = _WORD.findall(question)
+    bound = SUBJECT_BOUND.get(said[0], frozenset())
     for position, word in enumerate(said):
         before = sum(content[:position])
         following = said[position + 1] if position + 1 < len(said) else None
-        if word in PERSONAL_PRONOUNS and not _names_someone(question):
-            return True
         if word == "it" and expletive:
             continue
+        if word in bound and position > 0 and said[position - 1] not in INVERTING:
+            continue  # "Who made their debut?", "What company changed its name?"
+        if word in PRONOUNS and _named_after_its_clause(question, position):
+            continue  # "In his defense of Doctor Who, what did Philip Howard say?"
+        if word in PERSONAL_PRONOUNS and not _names_someone(question):
+            return True
         described = word == "the" and following in GENERIC_NOUNS and not _defined_in_place(written, position + 2)
         if word in PRONOUNS or described:
             if before < ANTECEDENT_WORDS:
@@ -284,6 +333,20 @@ def refers_back(question: str) -> bool:
         elif word in DEMONSTRATIVES and (before == 0 or following is None or following in GENERIC_NOUNS):
             return True
     return False
+
+
+def _named_after_its_clause(question: str, position: int) -> bool:
+    """Whether the pronoun at word `position` stands before the question's first comma, and a name follows it.
+
+    "After its re-opening, which films did the Tower Theatre show?": the name
+    it stands for comes after it. "Why do they like it, according to her?"
+    names no one after the comma, so its pronouns still point back.
+    """
+    spans = [match.span() for match in _WORD.finditer(question)]
+    comma = question.find(",", spans[position][1])
+    if comma < 0 or "," in question[: spans[position][0]]:
+        return False
+    return bool(_NAME.search(question, comma + 1))
 
 
 def _defined_in_place(written: list[str], position: int) -> bool:

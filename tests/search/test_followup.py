@@ -36,6 +36,11 @@ FOLLOWUPS = REPO / "eval" / "followups_seed.jsonl"
         "What is that in dollars?",
         "What does it mean for China?",
         "What was the population of the city in 2010?",
+        "Where did it take place?",  # "take place": not "How long did it take ..."
+        "What was it used to treat?",
+        "What event took away his ability of speech?",  # "what" is a thing, not "his"
+        "What is its official name?",  # after an auxiliary: the inverted subject
+        "Why do traffickers like it, according to her?",  # no name after the comma
     ],
 )
 def test_questions_that_lean_on_an_earlier_turn(question: str) -> None:
@@ -57,6 +62,14 @@ def test_questions_that_lean_on_an_earlier_turn(question: str) -> None:
         "What are those from Mexico accused of?",  # "those" defined where they stand
         "What did the committee the Senate set up find?",
         "What did the agency of the Justice Department report?",
+        "How long did it take the committee to respond?",  # an "it" for the clause after it
+        "How much does it cost to make a kilogram of fentanyl?",
+        "Why is it difficult to stop the shipments?",
+        "Who wrote that it is difficult to trace the precursors?",
+        "Who made their commercial debut at the hearing?",  # "their" is whoever "who" is
+        "Who announced she would step down as chairman?",
+        "What company changed its name in 2019?",
+        "After its report, which agency did Senator Grassley praise?",  # the name after the comma
     ],
 )
 def test_questions_that_stand_on_their_own(question: str) -> None:
