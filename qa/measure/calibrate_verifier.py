@@ -295,6 +295,12 @@ def held_aside_parser(prog: str, description: str, model_use: str, indexes: bool
     return parser
 
 
+def write_figures(path: Path | None, figures: object) -> None:
+    """Write the figures as indented JSON to `path` (the held-aside tools' --json), if one was given."""
+    if path:
+        path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = held_aside_parser("python -m qa.measure.calibrate_verifier", __doc__.split("\n")[0], "to fit for")
     args = parser.parse_args(argv)
@@ -357,12 +363,10 @@ def main(argv: list[str] | None = None) -> int:
             "verified": report("verifier", confidences(set_rows, policy), set_labels, policy, unanswerable),
             "fusion_alone": report("fusion's confidence", fusion_values, fusion_labels, fusion_only, unanswerable),
         }
-    text = json.dumps(figures, indent=2)
-    print(text)
+    print(json.dumps(figures, indent=2))
     print(f"\nRerankPolicy({', '.join(f'{k}={v!r}' for k, v in policy.__dict__.items())})", file=sys.stderr)
     print(f'FITTED_FOR = "{figures["model_sha256"]}"', file=sys.stderr)
-    if args.json:
-        args.json.write_text(text + "\n", encoding="utf-8")
+    write_figures(args.json, figures)
     return 0
 
 

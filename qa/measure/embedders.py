@@ -27,7 +27,6 @@ from its PyPI packages.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -37,7 +36,7 @@ import numpy as np
 
 from qa.embed.encoder import Encoder, one_torch_thread
 from qa.errors import QAError
-from qa.measure.calibrate_verifier import held_aside_parser
+from qa.measure.calibrate_verifier import held_aside_parser, write_figures
 from qa.measure.evaluate import rank_metrics
 from qa.measure.verifier_data import Group, choose_split, load_groups
 from qa.measure.verifier_eval import Scorer, group_logits
@@ -164,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(table(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    write_figures(args.json, results)
     return 0
 
 

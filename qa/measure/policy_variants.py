@@ -54,6 +54,7 @@ from qa.measure.calibrate_verifier import (
     hide_own_source,
     ordered,
     search_cases,
+    write_figures,
 )
 from qa.measure.datasets import load_squad
 from qa.measure.evaluate import auroc, prepare, rank_metrics
@@ -248,8 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     sets, reworded = collect(args.data_dir, args.work, args.seed, args.held_squad_articles, args.model_dir)
     results = [judge(sets, reworded, variant) for variant in variants(sets)]
     print(table(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    write_figures(args.json, results)
     return 0
 
 
