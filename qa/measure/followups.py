@@ -21,7 +21,7 @@ from qa.measure.datasets import EvalQuestion, _file_name, _read_json, _read_text
 from qa.quotes import answer_from, answer_question
 from qa.reader.index import Index
 from qa.records import Turn
-from qa.search.followup import refers_back
+from qa.search.followup import AUXILIARIES, refers_back, words
 from qa.search.ranking import search
 from qa.storage.lexical import STOPWORDS
 from qa.verify.rerank import PairScorer
@@ -96,31 +96,9 @@ def write_followups(pairs: list[FollowUp], path: Path) -> None:
 # longer one ("a pharmacy technician", "the first Huguenot church", "diatomic
 # oxygen", "Huguenot refugees"), the question is left out rather than made
 # into "a it technician". Word lists stand in for a part-of-speech tagger.
-_AUXILIARIES = frozenset(
-    [
-        "do",
-        "does",
-        "did",
-        "is",
-        "are",
-        "was",
-        "were",
-        "has",
-        "have",
-        "had",
-        "can",
-        "could",
-        "will",
-        "would",
-        "should",
-        "may",
-        "might",
-        "must",
-    ]
-)
 _FUNCTION_WORDS = (
     frozenset(STOPWORDS)
-    | _AUXILIARIES
+    | AUXILIARIES
     | frozenset(
         [
             "about",
@@ -173,7 +151,6 @@ _FUNCTION_WORDS = (
     )
 )
 _DETERMINERS = frozenset(["the", "a", "an", "that", "this", "these", "those"])
-_WORD = re.compile(r"[\w'-]+")
 # After "did" or "does", a word with such an ending is a noun, not the verb: "did Huguenot refugees settle".
 _NOUN_ENDING = re.compile(r"(?:[^su]s|tion|ment|ics)$")
 
@@ -184,22 +161,20 @@ def _in_text(text: str, first: str, second: str) -> bool:
 
 def _with_pronoun(question: str, subject: re.Match[str], article_text: str) -> str | None:
     """The question with "it" (or "its") for the matched title, or None where the title is part of a noun phrase."""
-    before = _WORD.findall(question[: subject.start()])
-    after = _WORD.findall(question[subject.end() :])
-    previous = before[-1].lower() if before else ""
-    following = after[0].lower() if after and not subject["possessive"] else ""
+    before = words(question[: subject.start()])
+    after = words(question[subject.end() :])
+    previous = before[-1] if before else ""
+    following = after[0] if after and not subject["possessive"] else ""
     if question[subject.start() - 1 : subject.start()] in {'"', "“", "'", "‘"}:
         return None  # 'the origin of "Huguenot"': the word itself, which "it" cannot stand for
-    if previous in {"a", "an"} or (
-        len(before) > 1 and before[-2].lower() in _DETERMINERS and previous not in _FUNCTION_WORDS
-    ):
+    if previous in {"a", "an"} or (len(before) > 1 and before[-2] in _DETERMINERS and previous not in _FUNCTION_WORDS):
         return None  # "a pharmacy technician", "the first Huguenot church"
     if previous and previous not in _FUNCTION_WORDS and _in_text(article_text, previous, subject["title"]):
         return None  # "diatomic oxygen", "informal imperialism"
     # "restrict Huguenot travel" is a noun phrase; after "did" or at the start, "Doctor Who first
     # show" and "the Normans combine" are a subject and its verb, unless the word is a noun's; and
     # a participle is a verb's wherever it stands ("the abbey in Kelso founded").
-    subject_position = previous in _AUXILIARIES or not before
+    subject_position = previous in AUXILIARIES or not before
     noun_after = following not in _FUNCTION_WORDS and not following.endswith("ed")
     if following and noun_after and (not subject_position or _NOUN_ENDING.search(following)):
         return None

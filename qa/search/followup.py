@@ -143,7 +143,8 @@ SUBJECT_BOUND = {
     "what": frozenset(["its", "their"]),
     "which": frozenset(["its", "their"]),
 }
-INVERTING = frozenset(
+# Auxiliaries: before a pronoun, the sign of an inverted question (qa.measure.followups reads them too).
+AUXILIARIES = frozenset(
     [
         "do",
         "does",
@@ -318,7 +319,7 @@ def refers_back(question: str) -> bool:
         following = said[position + 1] if position + 1 < len(said) else None
         if word == "it" and expletive:
             continue
-        if word in bound and position > 0 and said[position - 1] not in INVERTING:
+        if word in bound and position > 0 and said[position - 1] not in AUXILIARIES:
             continue  # "Who made their debut?", "What company changed its name?"
         if word in PRONOUNS and _named_after_its_clause(question, position):
             continue  # "In his defense of Doctor Who, what did Philip Howard say?"

@@ -146,7 +146,9 @@ def search(
         # wins. Answered alone from another document than the previous answer's, it is
         # searched again too, and the carried search wins if it answers from that document
         # (one the question may search: a scope that leaves it out leaves nothing to go back to).
-        conversation = conversation_sources(turns) & only if only is not None else conversation_sources(turns)
+        conversation = conversation_sources(turns)
+        if only is not None:
+            conversation &= only
         unanswered = retrieval.confidence < retrieval.answer_at
         strayed = not unanswered and bool(conversation) and retrieval.hits[0].source not in conversation
         tentative = carry_over(index, cleaned, turns, tentative=True) if unanswered or strayed else None
