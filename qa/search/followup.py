@@ -206,8 +206,8 @@ _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*)*")
 
 
-# Earlier turns as the API takes them: Turn records or their JSON form.
-History = Sequence[Turn | Mapping[str, Any]]
+# Earlier turns as the API takes them: Turn records, their JSON form, or the answers they got.
+History = Sequence[Turn | Answer | Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -243,7 +243,11 @@ class Carry:
 
 
 def parse_history(history: object) -> list[Turn]:
-    """Earlier turns from Turn records or JSON-like dicts ({"question": ..., "answer": Answer dict or None}).
+    """Earlier turns from Turn records, JSON-like dicts ({"question": ..., "answer": Answer dict or None}) or answers.
+
+    An answer stands for the turn that asked its question and got it: an
+    Answer, or its JSON form (Answer.to_dict(), what the MCP tool `answer`
+    returns), so that a caller can pass back what it was given.
 
     Raises:
         BadHistoryError: history is not a list of turns; the message names the bad item.
@@ -260,8 +264,14 @@ def parse_history(history: object) -> list[Turn]:
 def _turn(item: object, number: int) -> Turn:
     if isinstance(item, Turn):
         return item
+    if isinstance(item, Answer):
+        return Turn(item.question, item)
     if not isinstance(item, Mapping) or not isinstance(item.get("question"), str):
-        raise BadHistoryError(f'history turn {number} must be {{"question": text, "answer": ...}}, not {item!r:.80}')
+        raise BadHistoryError(
+            f'history turn {number} must be {{"question": text, "answer": ...}} or an answer, not {item!r:.80}'
+        )
+    if "answer" not in item and ("quotes" in item or "answered" in item):  # an answer's own JSON form
+        return Turn(item["question"], _answer_from_dict(item, item["question"], number))
     answer = item.get("answer")
     if answer is None or isinstance(answer, Answer):
         return Turn(item["question"], answer)

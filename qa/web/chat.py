@@ -106,7 +106,7 @@ def answer_in_conversation(
         question: the question, in plain words.
         k: how many top sentences to consider quoting (1 to 50; default 3).
         sources: answer only from these documents: paths as citations name them, or globs such as "*.pdf".
-        history: earlier turns, oldest first, each {"question": text, "answer": the answer object it got, or null}; lets a follow-up say "he" or "that agency".
+        history: earlier turns, oldest first, each {"question": text, "answer": the answer object it got, or null}, or the answer object alone; lets a follow-up say "he" or "that agency".
 
     Returns:
         {"question", "answered", "confidence", "quotes": [{"text", "source", "start", "end", "section", "paragraph", "line", "page", "score", "citation", ...}], "related": [...], "notes", "build"}
@@ -127,7 +127,7 @@ def retrieve(
         question: the question, in plain words.
         k: how many sentences to return (1 to 50; default 5).
         sources: search only these documents: paths as citations name them, or globs such as "*.pdf".
-        history: earlier turns, oldest first, each {"question": text, "answer": the answer object it got, or null}.
+        history: earlier turns, oldest first, each {"question": text, "answer": the answer object it got, or null}, or the answer object alone.
 
     Returns:
         A list of {"text", "source", "start", "end", "section", "paragraph", "line", "page", "score", "citation", "dense_rank", "lexical_rank", "context", "context_start"}.

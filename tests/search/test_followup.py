@@ -243,6 +243,26 @@ def test_history_from_json_equals_history_as_records(seed_index: Index) -> None:
     assert parse_history(from_json)[0].question == "Who is Derek Scissors?"
 
 
+def test_an_earlier_answer_passed_back_as_it_came_is_its_turn(seed_index: Index) -> None:
+    """history=[first] or [first.to_dict()] (what the MCP tool returns) keeps the answer's quotes, not only its question."""
+    first = qa.answer("Who is Derek Scissors?", index=seed_index)
+    assert first.answered
+    as_records = qa.retrieve(
+        "Where does he work?", k=3, index=seed_index, history=[Turn("Who is Derek Scissors?", first)]
+    )
+    without_answer = qa.retrieve(
+        "Where does he work?", k=3, index=seed_index, history=[{"question": "Who is Derek Scissors?"}]
+    )
+    for history in ([first], json.loads(json.dumps([first.to_dict()]))):
+        turn = parse_history(history)[0]
+        assert turn.question == "Who is Derek Scissors?"
+        assert turn.answer is not None and [q.text for q in turn.answer.quotes] == [q.text for q in first.quotes]
+        found = qa.retrieve("Where does he work?", k=3, index=seed_index, history=history)
+        assert [(h.id, h.score) for h in found] == [(h.id, h.score) for h in as_records]
+    # the answer shapes the follow-up's search, so dropping it would have shown
+    assert [(h.id, h.score) for h in without_answer] != [(h.id, h.score) for h in as_records]
+
+
 @pytest.mark.parametrize("verifier", ["on", "off"])
 def test_a_follow_up_is_answered_from_the_sentence_about_the_earlier_subject(
     seed_index: Index, verifier: str, monkeypatch: pytest.MonkeyPatch

@@ -84,3 +84,22 @@ def test_an_mcp_client_lists_the_tools_and_gets_quotes_that_slice_their_sources(
     hits = _payload(results[1])
     assert hits and all(hit["source"] == "bats.md" for hit in hits)
     assert results[2].isError and "no-such-*.pdf" in results[2].content[0].text
+
+
+def test_an_agent_passes_the_answer_it_got_back_as_history(mcp_server: dict[str, Any]) -> None:
+    """The `answer` tool's JSON, given back as a history turn, makes the next question a follow-up to it."""
+    first = _payload(
+        asyncio.run(_session_calls(mcp_server["url"], [("answer", {"question": "Who is Derek Scissors?"})]))[1][0]
+    )
+    assert first["answered"]
+    calls = [
+        ("answer", {"question": "Where does he work?", "history": [first]}),
+        ("answer", {"question": "Where does he work?", "history": [{"question": first["question"], "answer": first}]}),
+    ]
+    followed, as_turn = map(_payload, asyncio.run(_session_calls(mcp_server["url"], calls))[1])
+    assert followed == as_turn  # read as the turn it stands for, its quotes included
+    assert followed["notes"][-1].startswith("Read as a follow-up to “Who is Derek Scissors?”")
+    top = (followed["quotes"] or followed["related"])[0]
+    assert "American Enterprise Institute" in top["text"]
+    text = (mcp_server["seeds"] / top["source"]).read_text(encoding="utf-8")
+    assert text[top["start"] : top["end"]] == top["text"]
