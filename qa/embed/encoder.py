@@ -259,20 +259,27 @@ class Encoder:
 
     def encode_query(self, question: str) -> tuple[np.ndarray, bool]:
         """The question's vector and whether it had to be cut to fit the model window."""
+        if self.onnx_query is not None:
+            return self.onnx_query.encode(question)
         tokens = self.model.tokenizer(question, add_special_tokens=False, verbose=False)["input_ids"]
         shortened = len(tokens) > self.max_tokens
-        if self.onnx_query is not None:
-            return self.onnx_query.encode(question), shortened
         with one_torch_thread():
             vector = self.model.encode([question], normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(vector, dtype=np.float32)[0], shortened
 
     @cached_property
     def onnx_query(self) -> onnx_query.OnnxQueryEncoder | None:
-        """The onnxruntime question encoder, or None when questions go through torch."""
+        """The onnxruntime question encoder, or None when questions go through torch.
+
+        An export whose check against torch is on record for these very files
+        loads without loading the model (onnx_query.load_checked); otherwise
+        the model is loaded and the export checked (and written, the first time).
+        """
         if self.query_backend != "onnx":
             return None
-        return onnx_query.load(self.model, self.cache_dir, self.fingerprint.weights_sha256)
+        weights = self.fingerprint.weights_sha256
+        checked = onnx_query.load_checked(self.path, self.cache_dir, weights)
+        return checked or onnx_query.load(self.model, self.path, self.cache_dir, weights)
 
 
 def _pool_spans(

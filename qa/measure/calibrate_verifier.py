@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.checksums import sha256_file
 from qa.config import Settings
 from qa.measure.calibrate_selqa import selqa_items
 from qa.measure.datasets import EvalQuestion, load_selqa, load_squad, write_corpus
@@ -59,7 +60,7 @@ from qa.search.confidence import (
 from qa.search.fusion import FusionWeights, fused_scores
 from qa.search.question import encode_question
 from qa.verify.rerank import RerankPolicy, candidate_reading, top_and_margin
-from qa.verify.scorer import MODEL_DIR, MODEL_FILE, Verifier, file_sha256, load_verifier
+from qa.verify.scorer import MODEL_DIR, MODEL_FILE, Verifier, load_verifier
 
 FUSED_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
@@ -348,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         "fused_weight_mrr@10": mrr,
         "answer_at_youden_j": youden,
         "policy": policy.__dict__,
-        "model_sha256": file_sha256(args.model_dir / MODEL_FILE),
+        "model_sha256": sha256_file(args.model_dir / MODEL_FILE),
     }
     for name, (answerable, hidden) in sets.items():
         cases = answerable + hidden

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.checksums import sha256_file
 from qa.config import Settings
 from qa.measure.calibrate_verifier import (
     PARTS,
@@ -60,7 +61,7 @@ from qa.measure.datasets import load_squad
 from qa.measure.evaluate import auroc, prepare, rank_metrics
 from qa.measure.verifier_data import SQUAD_DEV, choose_split
 from qa.verify.rerank import RerankPolicy, log_odds, top_and_margin
-from qa.verify.scorer import MODEL_DIR, MODEL_FILE, file_sha256, load_verifier
+from qa.verify.scorer import MODEL_DIR, MODEL_FILE, load_verifier
 
 MAX_DEPTH = 10
 DEPTHS = (1, 2, 3, 4, 5, 6, 8, 10)
@@ -93,7 +94,7 @@ def collect(
     Cached in `work`, under the model's checksum and the seed.
     """
     verifier = load_verifier(model_dir)
-    cache = work / f"policy-cases-v3-{file_sha256(model_dir / MODEL_FILE)[:12]}-seed{seed}.json"
+    cache = work / f"policy-cases-v3-{sha256_file(model_dir / MODEL_FILE)[:12]}-seed{seed}.json"
     if cache.is_file():
         stored = json.loads(cache.read_text(encoding="utf-8"))
         return {name: [_case(row) for row in rows] for name, rows in stored["sets"].items()}, set(stored["reworded"])

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qa.checksums import sha256_file
 from qa.errors import IndexCorruptError, IndexLockedError, IndexMissingError, QAError
 from qa.storage.manifest import SCHEMA_VERSION, Manifest
 from qa.storage.segments import SEGMENTS, STORES, TEXTS, link_files, segment_files
@@ -87,14 +88,6 @@ def verify_files(build: Path, manifest: Manifest, names: list[str]) -> None:
         path = build / name
         if not path.is_file() or sha256_file(path) != manifest.files.get(name):
             raise IndexCorruptError(f"index file {path} is missing or corrupt; {REBUILD_HINT}")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -23,7 +23,6 @@ imports torch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from qa.checksums import sha256_file
 from qa.errors import VerifierError
 
 logger = logging.getLogger(__name__)
@@ -77,18 +77,10 @@ class PairScores:
     probabilities: np.ndarray
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_checksum(model_path: Path) -> Path:
     """Write `<model>.sha256` beside the model (`sha256sum` format) and return its path."""
     checksum = model_path.with_name(model_path.name + ".sha256")
-    checksum.write_text(f"{file_sha256(model_path)}  {model_path.name}\n", encoding="utf-8")
+    checksum.write_text(f"{sha256_file(model_path)}  {model_path.name}\n", encoding="utf-8")
     return checksum
 
 
@@ -100,7 +92,7 @@ def verify_checksum(model_path: Path) -> None:
     if not checksum.is_file():
         raise VerifierError(f"the verifier model {model_path} has no checksum file {checksum.name} beside it")
     expected = checksum.read_text(encoding="utf-8").split()[0].strip().lower()
-    actual = file_sha256(model_path)
+    actual = sha256_file(model_path)
     if actual != expected:
         raise VerifierError(
             f"the verifier model {model_path} fails its checksum (sha256 {actual[:12]}..., expected "

@@ -175,3 +175,83 @@ def test_spans_of_a_text_longer_than_the_model_take_its_own_vector(encoder: Enco
     long_text = " ".join(f"word{number}" for number in range(600))
     vectors, pooled = encoder.encode_with_spans([long_text], [[(0, 30), (40, 80)]])
     np.testing.assert_allclose(pooled.astype(np.float32), np.stack([vectors[0], vectors[0]]), atol=2e-3)
+
+
+def test_a_checked_export_embeds_questions_without_loading_the_model(encoder: Encoder, qa_cache: Path) -> None:
+    """The session's check is on record, so a new encoder takes the export as it is: same vectors, no torch model."""
+    fresh = Encoder(None, 32, "onnx", qa_cache)
+    assert fresh.onnx_query is not None
+    assert "model" not in fresh.__dict__  # the sentence-transformers model was never loaded
+    for question in QUESTIONS:
+        vector, shortened = fresh.encode_query(question)
+        expected, expected_shortened = encoder.encode_query(question)
+        assert np.array_equal(vector, expected) and shortened == expected_shortened
+    assert fresh.encode_query(QUESTIONS[-1])[1]  # the over-long question is still reported as cut
+    assert not fresh.encode_query(QUESTIONS[0])[1]
+
+
+def test_a_record_that_no_longer_matches_means_checking_again(encoder: Encoder, tmp_path: Path) -> None:
+    """Any change to what the check covered (export, tokenizer, libraries, the record itself) is not trusted."""
+    import json
+    import shutil
+
+    from qa.embed import onnx_query
+
+    weights = encoder.fingerprint.weights_sha256
+    checked = Encoder(None, 32, "onnx", tmp_path)
+    checked.__dict__["model"] = encoder.model
+    assert checked.onnx_query is not None  # exported, checked against torch and recorded in tmp_path
+    export = onnx_query.export_path(tmp_path, weights)
+    record = export.with_name(export.stem + ".checked.json")
+    tokenizer = export.with_name(export.stem + ".tokenizer.json")
+    assert onnx_query.load_checked(encoder.path, tmp_path, weights) is not None
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    for path in (export, record, tokenizer):
+        shutil.copy2(path, kept / path.name)
+
+    def restore() -> None:
+        for path in (export, record, tokenizer):
+            shutil.copy2(kept / path.name, path)
+
+    stale = json.loads(record.read_text(encoding="utf-8"))
+    stale["versions"]["onnxruntime"] = "0.0.1"
+    changes = {
+        "an older library": lambda: record.write_text(json.dumps(stale), encoding="utf-8"),
+        "a damaged record": lambda: record.write_text("{", encoding="utf-8"),
+        "no record": record.unlink,
+        "an altered export": lambda: export.write_bytes(export.read_bytes() + b"\0"),
+        "an altered tokenizer": lambda: tokenizer.write_text(tokenizer.read_text(encoding="utf-8") + " "),
+    }
+    for change in changes.values():
+        change()
+        assert onnx_query.load_checked(encoder.path, tmp_path, weights) is None
+        restore()
+    changes["a damaged record"]()
+    again = Encoder(None, 32, "onnx", tmp_path)
+    again.__dict__["model"] = encoder.model
+    assert again.onnx_query is not None  # checked against torch once more, and recorded again
+    assert json.loads(record.read_text(encoding="utf-8")) == json.loads(
+        (kept / record.name).read_text(encoding="utf-8")
+    )
+    assert onnx_query.load_checked(encoder.path, tmp_path, weights) is not None
+
+
+def test_a_question_asked_from_a_new_process_imports_no_torch(seed_index: qa.Index, qa_cache: Path) -> None:
+    """`qa ask` with the export checked once: no sentence-transformers, transformers or torch in the process."""
+    import os
+    import subprocess
+    import sys
+
+    index_dir = next(path for path in [seed_index.path, *seed_index.path.parents] if (path / "CURRENT").is_file())
+    script = (
+        "import sys, qa\n"
+        f"answer = qa.answer('Who chairs the Senate Judiciary Committee?', index=qa.load_index({str(index_dir)!r}))\n"
+        "print(answer.status, sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))\n"
+    )
+    environment = {**os.environ, "QA_CACHE": str(qa_cache), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "[]" and done.stdout.startswith("answered"), done.stdout
