@@ -188,6 +188,8 @@ def test_a_checked_export_embeds_questions_without_loading_the_model(encoder: En
         assert np.array_equal(vector, expected) and shortened == expected_shortened
     assert fresh.encode_query(QUESTIONS[-1])[1]  # the over-long question is still reported as cut
     assert not fresh.encode_query(QUESTIONS[0])[1]
+    assert fresh.max_tokens == encoder.max_tokens  # what the note on a cut question says
+    assert "model" not in fresh.__dict__
 
 
 def test_a_record_that_no_longer_matches_means_checking_again(encoder: Encoder, tmp_path: Path) -> None:
