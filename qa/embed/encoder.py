@@ -141,7 +141,7 @@ class Encoder:
     @property
     def max_tokens(self) -> int:
         """Tokens of text per window, leaving room for the special tokens."""
-        if "model" not in self.__dict__ and self.query_backend == "onnx" and self.onnx_query is not None:
+        if "model" not in self.__dict__ and self.onnx_query is not None:
             return self.onnx_query.max_length - 2  # a question's note need not load the model
         return int(self.model.max_seq_length) - 2
 

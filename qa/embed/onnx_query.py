@@ -27,6 +27,8 @@ import logging
 import os
 import secrets
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -115,23 +117,18 @@ def export_atomically(
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the tracer's notes on constants are expected
-            torch.onnx.export(
-                module,
-                inputs,
-                str(temporary),
-                input_names=input_names,
-                output_names=[output_name],
-                dynamic_axes=axes,
-                opset_version=_OPSET,
-                dynamo=False,
-            )
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with _replacing(path) as temporary, warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer's notes on constants are expected
+        torch.onnx.export(
+            module,
+            inputs,
+            str(temporary),
+            input_names=input_names,
+            output_names=[output_name],
+            dynamic_axes=axes,
+            opset_version=_OPSET,
+            dynamo=False,
+        )
 
 
 def export_path(cache_dir: Path, weights_sha256: str) -> Path:
@@ -227,10 +224,6 @@ def load(model: Any, model_path: Path, cache_dir: Path, weights_sha256: str) -> 
         encoder = OnnxQueryEncoder(_session(path), Tokenizer.from_str(backend.to_str()), max_length)
         reference = model.encode([_PROBE], normalize_embeddings=True, show_progress_bar=False)[0]
         agreement = float(np.dot(encoder.encode(_PROBE)[0], reference))
-        if agreement >= _MIN_AGREEMENT:
-            _write_atomically(_tokenizer_path(path), encoder.tokenizer.to_str())
-            record = _record(model_path, path, weights_sha256, max_length)
-            _write_atomically(_check_path(path), json.dumps(record, indent=1, sort_keys=True))
     except Exception as error:  # noqa: BLE001 (ImportError, OSError and the exporter's and runtime's many types)
         logger.warning("questions are embedded by torch; the ONNX export is unavailable: %s", error)
         return None
@@ -239,13 +232,23 @@ def load(model: Any, model_path: Path, cache_dir: Path, weights_sha256: str) -> 
             "questions are embedded by torch: the ONNX export at %s disagrees (cosine %.6f)", path, agreement
         )
         return None
+    try:
+        with _replacing(_tokenizer_path(path)) as temporary:
+            temporary.write_text(encoder.tokenizer.to_str(), encoding="utf-8")
+        record = _record(model_path, path, weights_sha256, max_length)
+        with _replacing(_check_path(path)) as temporary:
+            temporary.write_text(json.dumps(record, indent=1, sort_keys=True), encoding="utf-8")
+    except OSError as error:  # the check passed: questions still take the export, only the next process checks again
+        logger.warning("the ONNX export's check could not be recorded, so it runs again next time: %s", error)
     return encoder
 
 
-def _write_atomically(path: Path, text: str) -> None:
+@contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path` to write, renamed over `path` if the block completes: never half a file."""
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        temporary.write_text(text, encoding="utf-8")
+        yield temporary
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

@@ -257,3 +257,25 @@ def test_a_question_asked_from_a_new_process_imports_no_torch(seed_index: qa.Ind
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-1] == "[]" and done.stdout.startswith("answered"), done.stdout
+
+
+def test_a_check_that_cannot_be_recorded_still_embeds_by_onnx(
+    encoder: Encoder, qa_cache: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cache where the record cannot be written (here a folder stands in its place) keeps the checked export."""
+    import shutil
+
+    from qa.embed import onnx_query
+
+    weights = encoder.fingerprint.weights_sha256
+    export = onnx_query.export_path(tmp_path, weights)
+    export.parent.mkdir(parents=True)
+    shutil.copy2(onnx_query.export_path(qa_cache, weights), export)
+    (export.with_name(export.stem + ".checked.json") / "in-the-way").mkdir(parents=True)
+    unrecorded = Encoder(None, 32, "onnx", tmp_path)
+    unrecorded.__dict__["model"] = encoder.model
+    with caplog.at_level("WARNING"):
+        assert unrecorded.onnx_query is not None
+    assert "could not be recorded" in caplog.text and "embedded by torch" not in caplog.text
+    assert np.array_equal(unrecorded.encode_query(QUESTIONS[0])[0], encoder.encode_query(QUESTIONS[0])[0])
+    assert onnx_query.load_checked(encoder.path, tmp_path, weights) is None  # so the next process checks again
