@@ -9,7 +9,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 
@@ -225,8 +225,38 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# Lines `qa chat` takes as commands rather than questions (matched whole, in any case).
+CHAT_NEW = frozenset(["/new"])
+CHAT_QUIT = frozenset(["/quit", "/exit"])
+CHAT_HINT = (
+    "One question a line; follow-ups lean on the earlier turns. /new starts a new conversation; /quit or Ctrl-D ends."
+)
+
+
+def _chat_lines(interactive: bool) -> Iterator[str]:
+    """The chat's input lines, without their line ends, until end of input.
+
+    In a terminal each is read after a prompt, with line editing (readline)
+    where Python has it.
+    """
+    if interactive:
+        with suppress(ImportError):  # not every platform's Python has readline; input() works without
+            import readline  # noqa: F401  (imported for its side effect: input() gets line editing)
+        while True:
+            try:
+                yield input("> ")
+            except EOFError:
+                print(file=sys.stderr)  # end the prompt's line
+                return
+    for line in sys.stdin:
+        yield line.rstrip("\r\n")
+
+
 def _chat(args: argparse.Namespace, settings: Settings) -> int:
-    """Read questions from stdin until an empty line or EOF; each answer as `qa ask` prints it."""
+    """Read questions from stdin, one a line, until /quit or end of input; each answer as `qa ask` prints it.
+
+    Blank lines are skipped, so that a stray Enter loses nothing; /new forgets the earlier turns.
+    """
     import qa
     from qa.quotes import answer_question
     from qa.records import Turn
@@ -237,14 +267,19 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
     index = qa.load_index(settings.index_dir)
     verifier = qa.api.verifier()  # loaded and checked once, before the first question
     interactive = sys.stdin.isatty()
+    if interactive:
+        print(CHAT_HINT, file=sys.stderr, flush=True)
     history: list[Turn] = []
-    while True:
-        if interactive:
-            print("> ", end="", flush=True)
-        line = sys.stdin.readline()
-        if not line.strip():
-            return 0
-        question = line.rstrip("\n")
+    for line in _chat_lines(interactive):
+        question = line.strip()
+        if not question:
+            continue
+        if question.lower() in CHAT_QUIT:
+            break
+        if question.lower() in CHAT_NEW:
+            history = []
+            print("(a new conversation: earlier questions are forgotten)", file=sys.stderr, flush=True)
+            continue
         try:
             result = answer_question(
                 index,
@@ -262,6 +297,7 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
         history.append(Turn(question, result))
         print(format_text(result), flush=True)
         print(flush=True)
+    return 0
 
 
 def _source_lines(sources: dict[str, SourceEntry]) -> list[str]:

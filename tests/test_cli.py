@@ -177,14 +177,84 @@ def test_chat_keeps_the_history_and_survives_bad_input(
 ) -> None:
     import io
 
-    monkeypatch.setattr(sys, "stdin", io.StringIO("How much profit does a fentanyl investment yield?\n?!\nWhat about heroin?\n\nWho is Derek Scissors?\n"))
+    lines = "How much profit does a fentanyl investment yield?\n?!\n\n   \nWhat about heroin?\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
     code, out, err = run(capsys, "chat", "--index", index_dir)
     assert code == 0
     assert_one_line_error(err, "no words")
     answers = out.strip().split("\n\n")
-    # The follow-up is quoted from the sentence about heroin's profit, which it never names.
+    # Blank lines are skipped, not the end of the chat; the follow-up after them is
+    # quoted from the sentence about heroin's profit, which it never names.
     assert len(answers) == 2 and "$80,000" in answers[1].splitlines()[0]
-    assert "Scissors" not in out  # the empty line ended the chat
+    assert "Read as a follow-up" in answers[1]
+
+
+def test_chat_new_forgets_the_earlier_turns_and_quit_ends_it(
+    index_dir: str, monkeypatch: pytest.MonkeyPatch, capsys: Captured
+) -> None:
+    import io
+
+    lines = "Who is Derek Scissors?\n/NEW\nWhere does he work?\n/quit\nWho chairs the Senate Judiciary Committee?\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
+    code, out, err = run(capsys, "chat", "--index", index_dir)
+    assert code == 0 and "a new conversation" in err and "Traceback" not in err
+    answers = out.strip().split("\n\n")
+    # After /new the follow-up has nothing to lean on: it is searched as if asked first.
+    assert len(answers) == 2 and "Read as a follow-up" not in answers[1]  # and nothing after /quit is asked
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Where does he work?\n"))
+    _, alone, _ = run(capsys, "chat", "--index", index_dir)
+    assert answers[1] == alone.strip()
+
+
+def test_chat_in_a_terminal_prompts_skips_a_stray_enter_and_ends_on_ctrl_d(index_dir: str) -> None:
+    """A real terminal (a pseudo-terminal): the prompt, an empty line that loses nothing, Ctrl-D."""
+    import pty
+    import select
+    import time
+
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("QA_")}
+    environment["HF_HUB_OFFLINE"] = "1"
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qa", "chat", "--index", index_dir],
+        cwd=REPO,
+        env=environment,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        close_fds=True,
+    )
+    os.close(terminal)
+    shown = b""
+
+    def read_until(marker: bytes, times: int = 1, seconds: float = 180) -> None:
+        nonlocal shown
+        deadline = time.monotonic() + seconds
+        while shown.count(marker) < times and time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 1)
+            if ready:
+                try:
+                    shown += os.read(controller, 65536)
+                except OSError:  # the chat closed the terminal
+                    return
+        assert shown.count(marker) >= times, shown.decode(errors="replace")
+
+    try:
+        read_until(b"> ")
+        assert b"/quit or Ctrl-D" in shown
+        os.write(controller, b"Who is Derek Scissors?\n")
+        read_until(b"Confidence that the sources answer this")
+        os.write(controller, b"\n")  # a stray Enter: prompted again, not the end
+        os.write(controller, b"Where does he work?\n")
+        read_until(b"Read as a follow-up")
+        read_until(b"\n> ", times=4)  # the prompts before each line, and the one after the follow-up's answer
+        os.write(controller, b"\x04")  # Ctrl-D at the start of a line: end of input
+        assert process.wait(timeout=60) == 0, shown.decode(errors="replace")
+    finally:
+        process.kill()
+        os.close(controller)
+    text = shown.decode(errors="replace")
+    assert "American Enterprise Institute" in text and "Traceback" not in text
 
 
 def test_chat_answers_a_first_question_as_ask_does(
