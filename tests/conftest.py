@@ -143,6 +143,9 @@ def encoder(qa_cache: Path) -> Encoder:
     try:
         qa.reload_settings()
         encoder = qa.get_encoder(defaults.model, defaults.batch_size, defaults.query_backend)
+        if encoder.cache_dir != qa_cache:  # made earlier in the session, by a test that asked the library first
+            qa.api._cached_encoder.cache_clear()
+            encoder = qa.get_encoder(defaults.model, defaults.batch_size, defaults.query_backend)
     finally:
         del os.environ["QA_CACHE"]
         qa.reload_settings()
