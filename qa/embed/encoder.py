@@ -127,6 +127,7 @@ class Encoder:
     def model(self) -> Any:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
@@ -134,7 +135,10 @@ class Encoder:
         transformers_logging.disable_progress_bar()
         logger.info("loading embedding model from %s", self.path)
         try:
-            return SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+            # float32 whatever the file holds: a model saved in float16 (half the file) runs as it was trained.
+            return SentenceTransformer(
+                str(self.path), device="cpu", local_files_only=True, model_kwargs={"dtype": torch.float32}
+            )
         except Exception as error:  # the library raises many types for a bad folder
             raise ModelLoadError(f"could not load the model at {self.path}: {error}") from error
 

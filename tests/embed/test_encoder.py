@@ -279,3 +279,19 @@ def test_a_check_that_cannot_be_recorded_still_embeds_by_onnx(
     assert "could not be recorded" in caplog.text and "embedded by torch" not in caplog.text
     assert np.array_equal(unrecorded.encode_query(QUESTIONS[0])[0], encoder.encode_query(QUESTIONS[0])[0])
     assert onnx_query.load_checked(encoder.path, tmp_path, weights) is None  # so the next process checks again
+
+
+def test_a_model_saved_in_float16_runs_in_float32(encoder: Encoder, tmp_path: Path) -> None:
+    """Half the file (how train_embedder saves), the same vectors: the weights are widened on load."""
+    import copy
+
+    import torch
+
+    halved = tmp_path / "half"
+    copy.deepcopy(encoder.model).half().save(str(halved))  # a copy: the session's model stays as loaded
+    texts = ["Who chairs the Senate Judiciary Committee?", "Fentanyl is made in China."]
+    widened = Encoder(str(halved), query_backend="torch")
+    assert {parameter.dtype for parameter in widened.model.parameters()} == {torch.float32}
+    vectors = widened.encode(texts)
+    assert vectors.dtype == np.float32
+    assert np.all(np.sum(vectors * encoder.encode(texts), axis=1) > 0.9999)
