@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from qa.measure.verifier_data import Group, answer_removed
 
@@ -115,7 +115,17 @@ def loss_of(model: Any, tok: Any, batch: Any, settings: TrainSettings) -> Any:
     return bce + listwise / max(counted, 1)
 
 
-def schedule(step: int, settings: TrainSettings) -> float:
+class Scheduled(Protocol):
+    """What the learning-rate schedule reads of a run's settings (the verifier's and the embedder's)."""
+
+    @property
+    def warmup_share(self) -> float: ...
+
+    @property
+    def max_steps(self) -> int: ...
+
+
+def schedule(step: int, settings: Scheduled) -> float:
     """Linear warmup, then linear decay to zero at max_steps."""
     warmup = max(1, round(settings.warmup_share * settings.max_steps))
     if step < warmup:

@@ -58,7 +58,7 @@ def _optimizer(model: verifier_model.CrossEncoder, settings: Any) -> torch.optim
     )
 
 
-def _save_checkpoint(folder: Path, model: Any, optimizer: Any, state: dict) -> None:
+def save_checkpoint(folder: Path, model: Any, optimizer: Any, state: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     verifier_model.save_state(model.state_dict(), folder / "model.safetensors")
     moments = {}
@@ -71,7 +71,7 @@ def _save_checkpoint(folder: Path, model: Any, optimizer: Any, state: dict) -> N
     temporary.replace(folder / "state.json")
 
 
-def _load_checkpoint(folder: Path, model: Any, optimizer: Any) -> dict | None:
+def load_checkpoint(folder: Path, model: Any, optimizer: Any) -> dict | None:
     if not (folder / "state.json").is_file():
         return None
     model.load_state_dict(verifier_model.load_state(folder / "model.safetensors"))
@@ -99,7 +99,7 @@ def train(
     optimizer = _optimizer(model, settings)
     base_rates = [group["lr"] for group in optimizer.param_groups]
     folder = work / "checkpoint"
-    state = _load_checkpoint(folder, model, optimizer) or {
+    state = load_checkpoint(folder, model, optimizer) or {
         "step": 0,
         "train_seconds": 0.0,
         "pairs": 0,
@@ -139,11 +139,11 @@ def train(
         if state["step"] % settings.eval_every == 0 or state["step"] == settings.max_steps:
             _evaluate(model, tok, checkpoint_groups, settings, work, state, selection_accuracy, torch_scorer)
         if time.time() - last_save > 60 * settings.checkpoint_minutes or state["step"] == settings.max_steps:
-            _save_checkpoint(folder, model, optimizer, state)
+            save_checkpoint(folder, model, optimizer, state)
             last_save = time.time()
     if stopped_early:
         _evaluate(model, tok, checkpoint_groups, settings, work, state, selection_accuracy, torch_scorer)
-        _save_checkpoint(folder, model, optimizer, state)
+        save_checkpoint(folder, model, optimizer, state)
         logger.info("stopped at step %s after %.1f minutes (--max-minutes)", state["step"], state["train_seconds"] / 60)
     return Outcome(
         state["step"],
