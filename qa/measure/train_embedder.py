@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import logging
 import random
@@ -35,7 +34,9 @@ import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
+from qa.checksums import sha256_file
 from qa.measure.verifier_data import SELQA, SQUAD_DEV, SQUAD_TRAIN, Group, choose_split, load_groups
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,6 @@ class EmbedderSettings:
     max_length: int = 128
     max_steps: int = 0  # 0: epochs × triples / batch size
     limit_questions: int = 0
-    checkpoint_minutes: float = 5.0
 
 
 Triple = tuple[str, str, str]
@@ -87,8 +87,14 @@ def total_steps(pool: list[Triple], settings: EmbedderSettings) -> int:
     return settings.max_steps or max(1, round(settings.epochs * len(pool) / settings.batch_size))
 
 
-def train(pool: list[Triple], settings: EmbedderSettings, work: Path, base: Path) -> tuple[object, dict]:
-    """The fine-tuned SentenceTransformer and the run's state (steps, seconds, losses), resuming from work/checkpoint."""
+def train(
+    pool: list[Triple], settings: EmbedderSettings, work: Path, base: Path, checkpoint_minutes: float = 5.0
+) -> tuple[Any, dict]:
+    """The fine-tuned SentenceTransformer and the run's state (steps, seconds, losses), resuming from work/checkpoint.
+
+    A checkpoint is written every `checkpoint_minutes` and after the last step; how often does not
+    change the run, so a rerun may resume with another.
+    """
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -140,19 +146,19 @@ def train(pool: list[Triple], settings: EmbedderSettings, work: Path, base: Path
         if state["step"] % 20 == 0:
             recent = state["losses"][-20:]
             logger.info("step %s of %s, loss %.4f", state["step"], steps, sum(recent) / len(recent))
-        if time.time() - last_save > 60 * settings.checkpoint_minutes or state["step"] == steps:
+        if time.time() - last_save > 60 * checkpoint_minutes or state["step"] == steps:
             save_checkpoint(folder, model, optimizer, state)
             last_save = time.time()
     model.eval()
     return model, state
 
 
-def save_model(model: object, out: Path) -> str:
+def save_model(model: Any, out: Path) -> str:
     """Write the model to `out` in float16, replacing what was there, with its weights' sha256 beside; returns it."""
     temporary = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(temporary, ignore_errors=True)
-    copy.deepcopy(model).half().save(str(temporary))  # type: ignore[attr-defined]
-    digest = hashlib.sha256((temporary / "model.safetensors").read_bytes()).hexdigest()
+    copy.deepcopy(model).half().save(str(temporary))
+    digest = sha256_file(temporary / "model.safetensors")
     (temporary / "model.safetensors.sha256").write_text(f"{digest}  model.safetensors\n", encoding="utf-8")
     (temporary / "README.md").unlink(missing_ok=True)  # the library's generic card; the project writes its own
     if out.exists():
@@ -170,7 +176,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=float, default=EmbedderSettings.epochs)
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (default: --epochs)")
     parser.add_argument("--limit-questions", type=int, default=0, help="train on this many groups only (tests)")
-    parser.add_argument("--checkpoint-minutes", type=float, default=EmbedderSettings.checkpoint_minutes)
+    parser.add_argument("--checkpoint-minutes", type=float, default=5.0, help="how often a checkpoint is written")
     parser.add_argument("--held-squad-articles", type=int, default=4, help="even dev articles held aside")
     parser.add_argument("--no-report", action="store_true", help="skip the held-aside report (tests)")
     return parser.parse_args(argv)
@@ -191,7 +197,6 @@ def main(argv: list[str] | None = None) -> int:
         epochs=args.epochs,
         max_steps=args.max_steps,
         limit_questions=args.limit_questions,
-        checkpoint_minutes=args.checkpoint_minutes,
     )
     split = choose_split(args.data_dir, args.seed, args.held_squad_articles)
     train_groups, held = load_groups(args.data_dir, split)
@@ -200,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     pool = triples(train_groups, args.seed)
     logger.info("%s training triples from %s groups; %s held aside", len(pool), len(train_groups), len(held))
     args.work.mkdir(parents=True, exist_ok=True)
-    model, state = train(pool, settings, args.work, bundled_model_path())
+    model, state = train(pool, settings, args.work, bundled_model_path(), args.checkpoint_minutes)
     digest = save_model(model, args.out)
     report: dict = {
         "command": "python -m qa.measure.train_embedder " + " ".join(sys.argv[1:] if argv is None else argv),
