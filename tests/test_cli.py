@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import re
@@ -172,14 +173,17 @@ def test_python_m_qa_ask_end_to_end(index_dir: str) -> None:
     assert "Traceback" not in result.stderr
 
 
+def chat(monkeypatch: pytest.MonkeyPatch, capsys: Captured, index_dir: str, lines: str) -> tuple[int, str, str]:
+    """`qa chat` with `lines` as its standard input (not a terminal)."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
+    return run(capsys, "chat", "--index", index_dir)
+
+
 def test_chat_keeps_the_history_and_survives_bad_input(
     index_dir: str, monkeypatch: pytest.MonkeyPatch, capsys: Captured
 ) -> None:
-    import io
-
     lines = "How much profit does a fentanyl investment yield?\n?!\n\n   \nWhat about heroin?\n"
-    monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
-    code, out, err = run(capsys, "chat", "--index", index_dir)
+    code, out, err = chat(monkeypatch, capsys, index_dir, lines)
     assert code == 0
     assert_one_line_error(err, "no words")
     answers = out.strip().split("\n\n")
@@ -192,17 +196,13 @@ def test_chat_keeps_the_history_and_survives_bad_input(
 def test_chat_new_forgets_the_earlier_turns_and_quit_ends_it(
     index_dir: str, monkeypatch: pytest.MonkeyPatch, capsys: Captured
 ) -> None:
-    import io
-
     lines = "Who is Derek Scissors?\n/NEW\nWhere does he work?\n/quit\nWho chairs the Senate Judiciary Committee?\n"
-    monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
-    code, out, err = run(capsys, "chat", "--index", index_dir)
+    code, out, err = chat(monkeypatch, capsys, index_dir, lines)
     assert code == 0 and "a new conversation" in err and "Traceback" not in err
     answers = out.strip().split("\n\n")
     # After /new the follow-up has nothing to lean on: it is searched as if asked first.
     assert len(answers) == 2 and "Read as a follow-up" not in answers[1]  # and nothing after /quit is asked
-    monkeypatch.setattr(sys, "stdin", io.StringIO("Where does he work?\n"))
-    _, alone, _ = run(capsys, "chat", "--index", index_dir)
+    _, alone, _ = chat(monkeypatch, capsys, index_dir, "Where does he work?\n")
     assert answers[1] == alone.strip()
 
 
@@ -260,13 +260,10 @@ def test_chat_in_a_terminal_prompts_skips_a_stray_enter_and_ends_on_ctrl_d(index
 def test_chat_answers_a_first_question_as_ask_does(
     index_dir: str, monkeypatch: pytest.MonkeyPatch, capsys: Captured
 ) -> None:
-    import io
-
     question = "Where is fentanyl produced?"
     code, asked, _ = run(capsys, "ask", question, "--index", index_dir)
     assert code == 0
-    monkeypatch.setattr(sys, "stdin", io.StringIO(question + "\n"))
-    code, chatted, _ = run(capsys, "chat", "--index", index_dir)
+    code, chatted, _ = chat(monkeypatch, capsys, index_dir, question + "\n")
     # The same path, the answer verifier included: the same quotes and the same confidence.
     assert code == 0 and chatted.strip() == asked.strip()
 
