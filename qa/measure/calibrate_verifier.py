@@ -104,16 +104,25 @@ def hide_own_source(question: EvalQuestion) -> dict:
 
 
 def search_cases(
-    index: Index, verifier: Verifier, questions: list[EvalQuestion], depth: int, hide: Hide | None = None
+    index: Index,
+    verifier: Verifier,
+    questions: list[EvalQuestion],
+    depth: int,
+    hide: Hide | None = None,
+    weights: FusionWeights | None = None,
 ) -> list[Case]:
-    """Each question searched with the fusion and its best `depth` candidates reread; `hide` makes it unanswerable."""
+    """Each question searched with the fusion and its best `depth` candidates reread; `hide` makes it unanswerable.
+
+    `weights` are the fusion's (default: those in code). The fusion's own confidence (`Case.fusion_confidence`)
+    was fitted for the weights in code, and is given as it would be at question time.
+    """
     cases = []
     for question in questions:
         query, tokens, _ = encode_question(index, question.question)
         found = gather_candidates(index, query, tokens, 50, **(hide(question) if hide else {}))
         if not len(found.rows):  # nothing left to search: "not found" for certain, nothing to learn from
             continue
-        fused = fused_scores(found, FusionWeights())
+        fused = fused_scores(found, weights or FusionWeights())
         prior = confidence(confidence_features(index, found, tokens, fused))
         order = np.argsort(-fused, kind="stable")
         texts = [index.sentences[int(found.rows[i])].text for i in order]
