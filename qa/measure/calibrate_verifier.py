@@ -47,7 +47,7 @@ from qa.measure.evaluate import (
     prepare,
     rank_metrics,
 )
-from qa.measure.verifier_data import SELQA, SQUAD_DEV, choose_split
+from qa.measure.verifier_data import SELQA, SQUAD_DEV, Split, choose_split
 from qa.reader.index import Index
 from qa.search.candidates import gather_candidates
 from qa.search.confidence import (
@@ -176,6 +176,16 @@ def held_selqa(data_dir: Path, held_articles: list[str], work: Path) -> HeldSelq
     index = qa.build_index(work / "selqa-held-seeds", work / "selqa-held-index")
     reworded = {q.id for q in questions if items[q.id].get("is_paraphrase")}
     return HeldSelqa(index, questions, article_of, reworded)
+
+
+def held_squad(data_dir: Path, split: Split, work: Path) -> tuple[Index, list[EvalQuestion], list[str]]:
+    """The whole SQuAD dev corpus `qa eval` uses (indexed and cached in `work`), the questions of the
+    split's held-aside articles, and those articles' names."""
+    assert all(position % 2 == 0 for position in split.squad_dev_held), "held-aside SQuAD articles must be even"
+    index, questions = prepare(data_dir / SQUAD_DEV, Settings(), work)
+    names = list(load_squad(data_dir / SQUAD_DEV)[0])
+    held = [names[position] for position in split.squad_dev_held]
+    return index, [q for q in questions if q.source in set(held)], held
 
 
 def ordered(case: Case, policy: RerankPolicy) -> tuple[np.ndarray, np.ndarray]:
@@ -317,11 +327,7 @@ def main(argv: list[str] | None = None) -> int:
 
     verifier = load_verifier(args.model_dir)  # first, so that a wrong --model-dir fails before any indexing
     split = choose_split(args.data_dir, args.seed, args.held_squad_articles)
-    held_positions = set(split.squad_dev_held)
-    assert all(position % 2 == 0 for position in held_positions), "held-aside SQuAD articles must be even"
-    index, questions = prepare(args.data_dir / SQUAD_DEV, Settings(), args.work)
-    order = {name: number for number, name in enumerate(load_squad(args.data_dir / SQUAD_DEV)[0])}
-    held_questions = [q for q in questions if order[q.source] in held_positions]
+    index, held_questions, _ = held_squad(args.data_dir, split, args.work)
     depth = RerankPolicy().depth
     squad_own = search_cases(index, verifier, held_questions, depth)
     squad_hidden = search_cases(index, verifier, held_questions, depth, hide_own_source)

@@ -30,22 +30,22 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from qa.config import Settings
 from qa.measure.calibrate import Sample, collect, ranking, search_weights
 from qa.measure.calibrate_verifier import (
     Case,
     HeldSelqa,
     held_aside_parser,
     held_selqa,
+    held_squad,
     hide_own_source,
     search_cases,
     write_figures,
 )
-from qa.measure.datasets import EvalQuestion, load_squad
-from qa.measure.evaluate import prepare, rank_metrics
+from qa.measure.datasets import EvalQuestion
+from qa.measure.evaluate import rank_metrics
 from qa.measure.policy_variants import MAX_DEPTH, Variant, judge
 from qa.measure.policy_variants import collect as collect_cases
-from qa.measure.verifier_data import SQUAD_DEV, choose_split
+from qa.measure.verifier_data import choose_split
 from qa.reader.index import Index
 from qa.search.fusion import FusionWeights, fused_scores
 from qa.verify.scorer import load_verifier
@@ -120,10 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     split = choose_split(args.data_dir, args.seed, args.held_squad_articles)
-    index, questions = prepare(args.data_dir / SQUAD_DEV, Settings(), args.work)
-    names = list(load_squad(args.data_dir / SQUAD_DEV)[0])
-    held_articles = [names[position] for position in split.squad_dev_held]
-    squad = [q for q in questions if q.source in set(held_articles)]
+    index, squad, held_articles = held_squad(args.data_dir, split, args.work)
     selqa = held_selqa(args.data_dir, split.selqa_held, args.work)
     squad_fold, selqa_fold = folds_by_article(squad, held_articles, selqa.questions, selqa.article_of)
     fold_of = squad_fold | selqa_fold

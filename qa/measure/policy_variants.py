@@ -43,7 +43,6 @@ from pathlib import Path
 import numpy as np
 
 from qa.checksums import sha256_file
-from qa.config import Settings
 from qa.measure.calibrate_verifier import (
     PARTS,
     SIGNALS,
@@ -52,14 +51,14 @@ from qa.measure.calibrate_verifier import (
     best_fused_weight,
     held_aside_parser,
     held_selqa,
+    held_squad,
     hide_own_source,
     ordered,
     search_cases,
     write_figures,
 )
-from qa.measure.datasets import load_squad
-from qa.measure.evaluate import auroc, prepare, rank_metrics
-from qa.measure.verifier_data import SQUAD_DEV, choose_split
+from qa.measure.evaluate import auroc, rank_metrics
+from qa.measure.verifier_data import choose_split
 from qa.verify.rerank import RerankPolicy, log_odds, top_and_margin
 from qa.verify.scorer import MODEL_DIR, MODEL_FILE, load_verifier
 
@@ -99,9 +98,7 @@ def collect(
         stored = json.loads(cache.read_text(encoding="utf-8"))
         return {name: [_case(row) for row in rows] for name, rows in stored["sets"].items()}, set(stored["reworded"])
     split = choose_split(data_dir, seed, held_articles)
-    index, questions = prepare(data_dir / SQUAD_DEV, Settings(), work)
-    position = {name: number for number, name in enumerate(load_squad(data_dir / SQUAD_DEV)[0])}
-    squad = [q for q in questions if position[q.source] in set(split.squad_dev_held)]
+    index, squad, _ = held_squad(data_dir, split, work)
     selqa = held_selqa(data_dir, split.selqa_held, work)
     sets = {
         "squad own": search_cases(index, verifier, squad, MAX_DEPTH),
