@@ -108,7 +108,8 @@ def collect(
     }
     rows = {name: [_row(case) for case in cases] for name, cases in sets.items()}
     cache.write_text(json.dumps({"sets": rows, "reworded": sorted(selqa.reworded)}) + "\n", encoding="utf-8")
-    return sets, selqa.reworded
+    # As a later run reads them back (float64, not the verifier's float32), so that both judge the same numbers.
+    return {name: [_case(row) for row in named] for name, named in rows.items()}, selqa.reworded
 
 
 def _row(case: Case) -> dict:
