@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from qa.records import Sentence
+from qa.verify.antecedent import verifier_text
 from qa.verify.scorer import reading
 
 
@@ -50,13 +51,15 @@ def candidate_reading(sentences: Sequence[Sentence], rows: np.ndarray, context: 
     """The sentence side of candidate `position`'s pair, as a verifier trained with `context` reads it.
 
     Made on demand: the verifier reads only a few of the candidates, and each
-    sentence record is made from the index's tables when asked for.
+    sentence record is made from the index's tables when asked for. A
+    sentence that opens with "He" or "She" is read with the name it stands
+    for (qa/verify/antecedent.py).
     """
 
     def read(position: int) -> str:
         row = int(rows[position])
         previous = previous_sentence(sentences, row) if context != "none" else None
-        return reading(sentences[row].text, previous, context)
+        return reading(verifier_text(sentences, row), previous, context)
 
     return read
 

@@ -359,3 +359,20 @@ def test_the_verifier_reads_a_follow_up_with_the_question_it_leans_on(seed_index
         verifier=standalone,
     )
     assert set(standalone.questions) == {"Who chairs the Senate Judiciary Committee?"}  # stands alone: read as asked
+
+
+def test_the_issues_example_shows_the_sanctions_sentence_first_though_it_opens_with_he(seed_index: Index) -> None:
+    """"What does he think of sanctions?" after "Who is Derek Scissors?": line 32, whose "He" is Scissors.
+
+    The verifier reads that sentence as "Scissors urged against ..."
+    (qa/verify/antecedent.py); read as written, it scored below the first
+    answer's sentence about Scissors (line 3), which was quoted again.
+    """
+    first = qa.answer("Who is Derek Scissors?", index=seed_index)
+    followed = qa.answer("What does he think of sanctions?", index=seed_index, history=[first])
+    shown = followed.quotes or followed.related
+    assert shown[0].text.startswith("He urged against imposing broad national sanctions on China")
+    assert followed.status in ("answered", "unsure")  # shown as the answer, or as the closest sentence
+    assert seed_index.source_text(shown[0].location.source)[shown[0].location.start : shown[0].location.end] == (
+        shown[0].text
+    )
