@@ -21,11 +21,12 @@ without a model, by two rules that cover the two kinds of prose indexed most:
 
 A sentence before that opens with a pronoun too is about the same person, so
 the search goes on back, up to `MAX_BACK` sentences, within one document. A
-name is a run of capitalised words, less any leading ones the nearby text
-also writes in lower case ("The", "In"), that holds a word written
-capitalised inside a sentence nearby and never in lower case there, and not
-a month or a day: "Martin Luther" is a name, "Students" or "Trade" opening a
-sentence is not. When no name is found, the sentence is read as it stands.
+name is a run of up to `MAX_NAME_WORDS` capitalised words, less any leading
+ones the nearby text also writes in lower case ("The", "In"), that holds a
+word written capitalised inside a sentence nearby and never in lower case
+there, and not a month or a day: "Martin Luther" is a name, "Students" or
+"Trade" opening a sentence is not. When no name is found, the sentence is
+read as it stands.
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ NAME_WINDOW = 20
 
 _OPENING = re.compile(r"(He|She|His|Her)\b")
 _PART = r"[A-Z][\w.'’-]*"
-_RUN = re.compile(rf"{_PART}(?:\s+{_PART})*")
+# A name is at most this many words ("Sen. Chuck Grassley", "Drug Enforcement Administration"); the bound
+# also keeps the searches below linear in a sentence's length, however many capitalised words it holds.
+MAX_NAME_WORDS = 6
+_RUN = re.compile(rf"{_PART}(?:\s+{_PART}){{0,{MAX_NAME_WORDS - 1}}}")
 _SAYING = r"(?:said|says|told|added|noted|testified|argued|urged|warned|explained|wrote)"
 _SAID_THEN_NAME = re.compile(rf"\b{_SAYING}\s+({_RUN.pattern})")
 _NAME_THEN_SAID = re.compile(rf"({_RUN.pattern})\s+{_SAYING}\b")

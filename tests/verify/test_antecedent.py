@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from qa.reader.index import Index
 from qa.records import Sentence
-from qa.verify.antecedent import antecedent, verifier_text
+from qa.verify.antecedent import MAX_NAME_WORDS, antecedent, verifier_text
 
 
 def document(*texts: str, source: str = "a.txt") -> list[Sentence]:
@@ -71,3 +71,9 @@ def test_in_the_seed_the_sanctions_sentence_is_read_as_scissors(seed_index: Inde
     row = next(row for row in range(len(sentences)) if sentences[row].text.startswith("He urged against"))
     assert verifier_text(sentences, row).startswith("Scissors urged against imposing broad national sanctions")
     assert sentences[row].text.startswith("He urged")  # the sentence quoted is untouched
+
+
+def test_a_name_is_a_few_words_even_in_a_sentence_of_thousands_of_capitalised_ones() -> None:
+    # Unbounded, the search for a speaker backtracked over every run of capitals: this sentence took seconds.
+    sentences = document(" ".join(["Word"] * 5000) + " said.", "He went home.")
+    assert verifier_text(sentences, 1) == " ".join(["Word"] * MAX_NAME_WORDS) + " went home."
