@@ -116,7 +116,7 @@ def verifier_text(sentences: Sequence[Sentence], row: int) -> str:
 
 def antecedent(sentences: Sequence[Sentence], row: int) -> str | None:
     """The name sentence `row`'s opening pronoun most likely stands for, from the sentences before it."""
-    before = _preceding(sentences, row, NAME_WINDOW)
+    before = preceding(sentences, row, NAME_WINDOW)
     words = Vocabulary.of(before)
     for text in reversed(before[-MAX_BACK:]):
         if _OPENING.match(text) is None:
@@ -188,8 +188,13 @@ def first_name(text: str, words: Vocabulary) -> str | None:
     return None
 
 
-def _preceding(sentences: Sequence[Sentence], row: int, count: int) -> list[str]:
-    """The texts of up to `count` sentences just before `row` in its document, oldest first."""
+def preceding(sentences: Sequence[Sentence], row: int, count: int) -> list[str]:
+    """The texts of up to `count` sentences just before `row` in its document, oldest first.
+
+    A sentence is before `row` in its document when the index holds it in
+    the row before, from the same source and ending where `row` begins or
+    earlier (qa.verify.rerank.previous_sentence is this with `count` 1).
+    """
     texts: list[str] = []
     current = sentences[row]
     while row > 0 and len(texts) < count:

@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from qa.records import Sentence
-from qa.verify.antecedent import verifier_text
+from qa.verify.antecedent import preceding, verifier_text
 from qa.verify.scorer import reading
 
 
@@ -39,12 +39,8 @@ def scorer_context(verifier: PairScorer) -> str:
 
 def previous_sentence(sentences: Sequence[Sentence], row: int) -> str | None:
     """The sentence just before row `row` in the same document, if the index holds it there."""
-    if row <= 0:
-        return None
-    before, sentence = sentences[row - 1], sentences[row]
-    if before.source != sentence.source or before.end > sentence.start:
-        return None
-    return before.text
+    before = preceding(sentences, row, 1)
+    return before[0] if before else None
 
 
 def candidate_reading(sentences: Sequence[Sentence], rows: np.ndarray, context: str) -> Callable[[int], str]:
