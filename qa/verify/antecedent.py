@@ -32,6 +32,7 @@ read as it stands.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,7 +43,8 @@ MAX_BACK = 3
 # How many sentences before the candidate tell which capitalised words are names.
 NAME_WINDOW = 20
 
-_OPENING = re.compile(r"(He|She|His|Her)\b")
+# Not a contraction ("He's", "She'd"): its name would read "Scissors's".
+_OPENING = re.compile(r"(He|She|His|Her)\b(?!['’])")
 _PART = r"[A-Z][\w.'’-]*"
 # A name is at most this many words ("Sen. Chuck Grassley", "Drug Enforcement Administration"); the bound
 # also keeps the searches below linear in a sentence's length, however many capitalised words it holds.
@@ -53,6 +55,7 @@ _SAID_THEN_NAME = re.compile(rf"\b{_SAYING}\s+({_RUN.pattern})")
 _NAME_THEN_SAID = re.compile(rf"({_RUN.pattern})\s+{_SAYING}\b")
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
 _POSSESSIVE = re.compile(r"(?:'s|’s)$")
+_TOKEN = re.compile(r"\S+")
 _CALENDAR = frozenset(
     [
         "January",
@@ -178,14 +181,27 @@ def speaker(text: str, words: Vocabulary) -> str | None:
 
 def first_name(text: str, words: Vocabulary) -> str | None:
     """The first name in `text` not after a preposition or "the" ("In 1882, Tesla moved to Paris" gives "Tesla")."""
+    tokens = list(_TOKEN.finditer(text))
+    starts = [token.start() for token in tokens]
     for match in _RUN.finditer(text):
-        previous = text[: match.start()].split()
-        if previous and previous[-1].lower() in _PREPOSITIONS:
+        if _word_before(text, tokens, starts, match.start()).lower() in _PREPOSITIONS:
             continue
         name = words.name_in(match.group(0))
         if name:
             return name
     return None
+
+
+def _word_before(text: str, tokens: list[re.Match[str]], starts: list[int], position: int) -> str:
+    """The last whitespace-separated word of text[:position] (part of a word when `position` is inside one).
+
+    Found by bisection over the tokens, so that looking before every run of
+    capitals stays linear in the sentence's length.
+    """
+    at = bisect_right(starts, position) - 1
+    if at >= 0 and starts[at] < position:
+        return text[starts[at] : min(position, tokens[at].end())]
+    return tokens[at - 1].group(0) if at >= 1 else ""
 
 
 def preceding(sentences: Sequence[Sentence], row: int, count: int) -> list[str]:
