@@ -2,7 +2,7 @@
 
     python -m qa.measure.train_verifier --data-dir ../shared/data --work .cache/verifier \\
         --out qa/verify/model --seed 0 [--max-steps N] [--limit-questions N] [--layers 4] \\
-        [--context previous --max-length 128] [--mine-questions N --mined-per-group N] [--reworded-repeats N]
+        [--context previous --max-length 128] [--names] [--mine-questions N --mined-per-group N] [--reworded-repeats N]
 
 Steps: training groups from the allowed data (qa/measure/verifier_data.py);
 hard candidates mined with the current fusion over an index of the allowed
@@ -46,6 +46,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=CONTEXTS,
         default=TrainSettings.context,
         help="what the model reads beside each sentence: nothing, or the sentence before it in its document",
+    )
+    parser.add_argument(
+        "--names",
+        action=argparse.BooleanOptionalAction,
+        default=TrainSettings.names,
+        help="read a sentence opening with He/She/His/Her with the name it stands for, as question time does",
     )
     parser.add_argument("--max-length", type=int, default=TrainSettings.max_length, help="tokens per pair at most")
     parser.add_argument("--max-steps", type=int, default=TrainSettings.max_steps)
@@ -100,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         max_steps=args.max_steps,
         max_length=args.max_length,
         context=args.context,
+        names=args.names,
         mined_per_group=args.mined_per_group,
         reworded_repeats=args.reworded_repeats,
         eval_every=args.eval_every,
@@ -107,11 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args.work.mkdir(parents=True, exist_ok=True)
     split = choose_split(args.data_dir, args.seed, args.held_squad_articles)
-    train, held = load_groups(args.data_dir, split, settings.context)
+    train, held = load_groups(args.data_dir, split, settings.context, settings.names)
     if args.limit_questions:
         train = random.Random(args.seed).sample(train, min(args.limit_questions, len(train)))
     logger.info("groups: %s training, %s held aside; held-aside split %s", len(train), len(held), split.to_dict())
-    mined = with_readings(_mine(args, train, held), args.work, settings.context)
+    mined = with_readings(_mine(args, train, held), args.work, settings.context, settings.names)
     pool = training_pool(train, mined, settings)
     from qa.measure import verifier_eval, verifier_loop, verifier_report
 

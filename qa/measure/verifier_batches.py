@@ -31,6 +31,7 @@ class TrainSettings:
     weight_decay: float = 0.01
     max_length: int = 80  # question plus sentence: most SQuAD and SelQA pairs fit, and cost grows with it
     context: str = "none"  # what the sentence side holds beside the sentence (qa.verify.scorer.reading)
+    names: bool = False  # an opening He/She read with its name, as question time reads it (qa.verify.antecedent)
     answer_removed_share: float = 0.5  # of SelQA training questions, also asked with their answers removed
     reworded_repeats: int = 1  # each reworded SelQA group (and its answer-removed one) is in the pool this many times
     eval_every: int = 250

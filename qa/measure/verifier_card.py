@@ -16,11 +16,18 @@ the odd-numbered SQuAD dev articles and `../shared/eval/dev_seed*.jsonl`.
 
 def _reads(settings: dict) -> str:
     if settings.get("context", "none") == "previous":
-        return (
+        read = (
             "`[CLS] question [SEP] sentence [SEP] previous sentence [SEP]`, the previous "
             "sentence being the one before it in its document, when there is one"
         )
-    return "`[CLS] question [SEP] sentence [SEP]`"
+    else:
+        read = "`[CLS] question [SEP] sentence [SEP]`"
+    if settings.get("names"):
+        read += (
+            "; in training as at question time, a sentence opening with He/She/His/Her is read with the "
+            "name it stands for, from the sentences before it (qa/verify/antecedent.py)"
+        )
+    return read
 
 
 def _reworded(settings: dict) -> str:

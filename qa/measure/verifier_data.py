@@ -17,6 +17,9 @@ rather than labelled negative: the hit rule would count it as right.
 With `reads="previous"` each candidate is the sentence followed by the one
 before it (qa.verify.scorer.reading): in SQuAD the article's previous sentence,
 across paragraphs as the index has it; in SelQA the section's previous candidate.
+With `names`, a candidate opening with He/She/His/Her is read with the name it
+stands for, found in the sentences before it in the same way
+(qa.verify.antecedent.named), as question time reads it.
 
 Held aside (for checkpoint choice and calibration, never trained on): a few
 even SQuAD dev articles and about 15% of SelQA's articles, drawn with the seed.
@@ -32,6 +35,7 @@ from pathlib import Path
 from qa.measure.datasets import EvalQuestion, _file_name, load_squad
 from qa.measure.evaluate import holds_answer
 from qa.split import sentence_spans
+from qa.verify.antecedent import NAME_WINDOW, named
 from qa.verify.scorer import reading
 
 SQUAD_DEV = "squad-v1.1-dev.json"
@@ -76,12 +80,27 @@ def _squad_articles(path: Path, keep: list[int] | None) -> list[tuple[int, dict]
     return [(number, article) for number, article in enumerate(data) if keep is None or number in keep]
 
 
+def readings(texts: list[str], earlier: list[str], reads: str, names: bool) -> list[str]:
+    """Each of `texts` (consecutive sentences of one document, after `earlier`) as the verifier reads it.
+
+    With `names`, an opening He/She is read with its name (qa.verify.antecedent.named), from the
+    sentences before it as question time has them; with `reads`, the sentence before follows.
+    """
+    everything = [*earlier, *texts]
+    first = len(earlier)
+    read = []
+    for number, text in enumerate(texts, start=first):
+        sentence = named(text, everything[max(0, number - NAME_WINDOW) : number]) if names else text
+        read.append(reading(sentence, everything[number - 1] if number else None, reads))
+    return read
+
+
 def _paragraph_groups(
-    context: str, qas: list[dict], article: str, dataset: str, title: str, before: str | None, reads: str
+    context: str, qas: list[dict], article: str, dataset: str, title: str, earlier: list[str], reads: str, names: bool
 ) -> list[Group]:
     spans = sentence_spans(context, 0, len(context))
     texts = [context[start:end] for start, end in spans]
-    readings = [reading(text, previous, reads) for text, previous in zip(texts, [before, *texts[:-1]], strict=True)]
+    read = readings(texts, earlier, reads, names)
     groups = []
     for item in qas:
         answers = list(dict.fromkeys(a["text"] for a in item["answers"]))
@@ -92,29 +111,29 @@ def _paragraph_groups(
         sentences, labels = [], []
         for number, text in enumerate(texts):
             if number == positive:
-                sentences.append(readings[number])
+                sentences.append(read[number])
                 labels.append(1)
             elif not holds_answer(text, tuple(answers)):
-                sentences.append(readings[number])
+                sentences.append(read[number])
                 labels.append(0)
         groups.append(Group(item["id"], item["question"], sentences, labels, article, dataset, answers, True, title))
     return groups
 
 
 def squad_groups(
-    path: Path, keep: list[int] | None, dataset: str, prefix: str = "", reads: str = "none"
+    path: Path, keep: list[int] | None, dataset: str, prefix: str = "", reads: str = "none", names: bool = False
 ) -> list[Group]:
     """Groups of a SQuAD file's paragraphs; `keep` limits it to those article positions."""
     groups = []
     for number, article in _squad_articles(path, keep):
         title = article["title"].replace("_", " ")
         name = prefix + _seed_name(number, title)
-        before = None
+        earlier: list[str] = []  # the article's sentences so far, as the index has them in one document
         for paragraph in article["paragraphs"]:
             context = paragraph["context"]
-            groups += _paragraph_groups(context, paragraph["qas"], name, dataset, title, before, reads)
-            spans = sentence_spans(context, 0, len(context))
-            before = context[spans[-1][0] : spans[-1][1]] if spans else before
+            groups += _paragraph_groups(context, paragraph["qas"], name, dataset, title, earlier, reads, names)
+            earlier = [*earlier, *(context[start:end] for start, end in sentence_spans(context, 0, len(context)))]
+            earlier = earlier[-NAME_WINDOW:]
     return groups
 
 
@@ -123,7 +142,7 @@ def _seed_name(number: int, title: str) -> str:
     return _file_name(number, title)
 
 
-def selqa_groups(paths: list[Path], reads: str = "none") -> list[Group]:
+def selqa_groups(paths: list[Path], reads: str = "none", names: bool = False) -> list[Group]:
     """SelQA questions with their section's candidates; `answers` indexes mark the positives."""
     groups = []
     for path in paths:
@@ -136,7 +155,7 @@ def selqa_groups(paths: list[Path], reads: str = "none") -> list[Group]:
                 Group(
                     f"{path.stem}:{number}",
                     row["question"],
-                    [reading(c, p, reads) for c, p in zip(candidates, [None, *candidates[:-1]], strict=True)],
+                    readings(candidates, [], reads, names),
                     labels,
                     f"selqa:{row['article']}",
                     "selqa",
@@ -191,12 +210,14 @@ def choose_split(data_dir: Path, seed: int, squad_articles: int = 4, selqa_share
     return Split(held, selqa_held)
 
 
-def load_groups(data_dir: Path, split: Split, reads: str = "none") -> tuple[list[Group], list[Group]]:
-    """Training and held-aside groups from the allowed data only; `reads` as qa.verify.scorer.reading takes it."""
+def load_groups(
+    data_dir: Path, split: Split, reads: str = "none", names: bool = False
+) -> tuple[list[Group], list[Group]]:
+    """Training and held-aside groups from the allowed data only; `reads` and `names` as `readings` takes them."""
     even = even_dev_positions(data_dir / SQUAD_DEV)
-    dev = squad_groups(data_dir / SQUAD_DEV, even, "squad-dev", reads=reads)
-    train = squad_groups(data_dir / SQUAD_TRAIN, None, "squad-train", TRAIN_PREFIX, reads)
-    selqa = selqa_groups([data_dir / name for name in SELQA], reads)
+    dev = squad_groups(data_dir / SQUAD_DEV, even, "squad-dev", reads=reads, names=names)
+    train = squad_groups(data_dir / SQUAD_TRAIN, None, "squad-train", TRAIN_PREFIX, reads, names)
+    selqa = selqa_groups([data_dir / name for name in SELQA], reads, names)
     held_squad = {
         _seed_name(n, a["title"].replace("_", " "))
         for n, a in _squad_articles(data_dir / SQUAD_DEV, split.squad_dev_held)

@@ -77,29 +77,37 @@ def mine(documents: dict[str, str], questions: list[EvalQuestion], work: Path, h
     return mined
 
 
-def with_readings(mined: dict[str, dict], work: Path, reads: str) -> dict[str, dict]:
-    """The mined candidates with each text as a verifier trained with `reads` reads it (the hit verdicts stay).
+def with_readings(mined: dict[str, dict], work: Path, reads: str, names: bool = False) -> dict[str, dict]:
+    """The mined candidates with each text as a verifier trained with `reads` and `names` reads it.
 
-    A sentence's context is taken from the mining index under `work`, where
-    the fusion found it, so it is what question time would give.
+    The hit verdicts stay. A sentence's context (the sentence before, the
+    name an opening "He" stands for) is taken from the mining index under
+    `work`, where the fusion found it, so it is what question time would give.
     """
-    if reads == "none" or not mined:
+    if (reads == "none" and not names) or not mined:
         return mined
     import qa
+    from qa.verify.antecedent import verifier_text
     from qa.verify.rerank import previous_sentence
     from qa.verify.scorer import reading
 
     if not (work / "index").exists():
         raise FileNotFoundError(f"no mining index under {work}; delete {work / 'mined.json'} to mine again")
     sentences = qa.load_index(work / "index").sentences
-    previous = {}
+    wanted = {
+        (c["source"], c["text"]) for entry in mined.values() for part in ("top", "hidden") for c in entry.get(part, [])
+    }
+    read_as = {}
     for row in range(len(sentences)):
         sentence = sentences[row]
-        previous[(sentence.source, sentence.text)] = previous_sentence(sentences, row)
+        key = (sentence.source, sentence.text)
+        if key in wanted:
+            text = verifier_text(sentences, row) if names else sentence.text
+            read_as[key] = reading(text, previous_sentence(sentences, row), reads)
 
     def read(candidate: dict) -> dict:
         key = (candidate["source"], candidate["text"])
-        return {**candidate, "text": reading(candidate["text"], previous.get(key), reads)}
+        return {**candidate, "text": read_as.get(key, reading(candidate["text"], None, reads))}
 
     return {
         key: {**entry, **{part: [read(c) for c in entry[part]] for part in ("top", "hidden") if part in entry}}

@@ -107,21 +107,39 @@ _PREPOSITIONS = frozenset(
 def verifier_text(sentences: Sequence[Sentence], row: int) -> str:
     """Sentence `row` as the verifier reads it: an opening He/She/His/Her replaced by its name, if one is found."""
     text = sentences[row].text
+    if _OPENING.match(text) is None:
+        return text  # the common case, without gathering the sentences before
+    return named(text, preceding(sentences, row, NAME_WINDOW))
+
+
+def antecedent(sentences: Sequence[Sentence], row: int) -> str | None:
+    """The name sentence `row`'s opening pronoun most likely stands for, from the sentences before it."""
+    return name_for(preceding(sentences, row, NAME_WINDOW))
+
+
+def named(text: str, before: Sequence[str]) -> str:
+    """`text` with an opening He/She/His/Her replaced by the name it stands for, or as it stands.
+
+    `before` holds the texts of the sentences before it in its document, oldest
+    first, as `preceding` gives them; only the last `NAME_WINDOW` are read. The
+    training data (qa/measure/verifier_data.py) is read through this too, so
+    that the verifier trains on sentences as question time gives them.
+    """
     opening = _OPENING.match(text)
     if opening is None:
         return text
-    name = antecedent(sentences, row)
+    name = name_for(before)
     if name is None:
         return text
     replacement = name if opening.group(1) in ("He", "She") else f"{name}'s"
     return replacement + text[opening.end() :]
 
 
-def antecedent(sentences: Sequence[Sentence], row: int) -> str | None:
-    """The name sentence `row`'s opening pronoun most likely stands for, from the sentences before it."""
-    before = preceding(sentences, row, NAME_WINDOW)
-    words = Vocabulary.of(before)
-    for text in reversed(before[-MAX_BACK:]):
+def name_for(before: Sequence[str]) -> str | None:
+    """The name a pronoun opening the sentence after `before` most likely stands for (oldest text first)."""
+    texts = list(before[-NAME_WINDOW:])
+    words = Vocabulary.of(texts)
+    for text in reversed(texts[-MAX_BACK:]):
         if _OPENING.match(text) is None:
             return speaker(text, words) or first_name(text, words)
     return None

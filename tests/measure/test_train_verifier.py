@@ -196,3 +196,70 @@ def test_training_with_context_writes_it_where_question_time_reads_it(tmp_path: 
     assert report["settings"]["reworded_repeats"] == 2
     card = (out / "MODEL_CARD.md").read_text()
     assert "previous sentence" in card and "answer-removed group are in the pool 2 times" in card
+
+
+def _person_data(folder: Path) -> Path:
+    """A SQuAD article whose second paragraph opens with "He", and a SelQA section that does the same."""
+    data = write_data(folder)
+    first = "Nikola Tesla was born in Smiljan. He studied in Graz."
+    second = "He moved to Paris in 1882. The city had electric light."
+    article = {"title": "Tesla", "paragraphs": [
+        {"context": first, "qas": [{"id": "tesla-study", "question": "Where did Tesla study?",
+                                    "answers": [{"text": "Graz", "answer_start": first.index("Graz")}]}]},
+        {"context": second, "qas": [{"id": "tesla-move", "question": "When did Tesla move to Paris?",
+                                     "answers": [{"text": "1882", "answer_start": second.index("1882")}]}]},
+    ]}
+    (data / "squad-v1.1-train-first11.json").write_text(json.dumps({"version": "1.1", "data": [article]}))
+    candidates = ["Ann Lee was elected in 2001, the council said.", "She had led the council.", "Rain fell."]
+    (data / "selqa-ass-test.json").write_text(json.dumps([
+        {"article": "Eastham", "section": "Council", "question": "Who led the council?", "answers": [1],
+         "candidates": candidates, "is_paraphrase": True},
+    ]))
+    return data
+
+
+def test_with_names_an_opening_he_is_read_with_its_name_as_question_time_reads_it(tmp_path: Path) -> None:
+    data = _person_data(tmp_path / "data")
+    split = choose_split(data, 0, squad_articles=1)
+    plain = {g.id: g for part in load_groups(data, split) for g in part}
+    named = {g.id: g for part in load_groups(data, split, names=True) for g in part}
+    assert plain["tesla-move"].sentences[0] == "He moved to Paris in 1882."
+    # Across paragraphs, as the index has the article in one document; the labels are unchanged.
+    assert named["tesla-move"].sentences == ["Nikola Tesla moved to Paris in 1882.", "The city had electric light."]
+    assert named["tesla-move"].labels == plain["tesla-move"].labels
+    assert named["tesla-study"].sentences == ["Nikola Tesla was born in Smiljan.", "Nikola Tesla studied in Graz."]
+    # SelQA: from the section's candidates before it.
+    selqa = next(g for g in named.values() if g.dataset == "selqa" and g.question == "Who led the council?")
+    assert selqa.sentences[1] == "Ann Lee had led the council."
+    # With the sentence before as context too, the name goes in the sentence, and the context is as written.
+    both = {g.id: g for part in load_groups(data, split, "previous", names=True) for g in part}
+    assert both["tesla-move"].sentences[0] == "Nikola Tesla moved to Paris in 1882. [SEP] He studied in Graz."
+    # Sentences that open otherwise read exactly as without names.
+    for key, group in plain.items():
+        if not any(s.startswith(("He ", "She ")) for s in group.sentences):
+            assert named[key].sentences == group.sentences
+
+
+def test_mined_candidates_are_read_with_their_names_from_the_mining_index(tmp_path: Path) -> None:
+    import qa
+    from qa.measure.verifier_mining import with_readings
+
+    seeds = tmp_path / "work" / "seeds"
+    seeds.mkdir(parents=True)
+    (seeds / "tesla.txt").write_text("Nikola Tesla was born in Smiljan. He studied in Graz.\n", encoding="utf-8")
+    qa.build_index(seeds, tmp_path / "work" / "index")
+    source = qa.load_index(tmp_path / "work" / "index").sentences[1].source
+    mined = {"q": {"top": [{"source": source, "text": "He studied in Graz.", "hit": False},
+                           {"source": "elsewhere.txt", "text": "He left.", "hit": True}]}}
+    read = with_readings(mined, tmp_path / "work", "none", names=True)
+    assert [c["text"] for c in read["q"]["top"]] == ["Nikola Tesla studied in Graz.", "He left."]
+    assert [c["hit"] for c in read["q"]["top"]] == [False, True]
+    assert with_readings(mined, tmp_path / "work", "none") is mined  # without names nothing is read
+
+
+def test_training_with_names_records_them_in_the_report_and_card(tmp_path: Path) -> None:
+    argv, _, out = tiny_run(tmp_path, 2, "--names")
+    assert train_verifier.main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["names"] is True
+    assert "read with the name it stands for" in (out / "MODEL_CARD.md").read_text()
