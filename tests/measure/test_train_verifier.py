@@ -263,3 +263,24 @@ def test_training_with_names_records_them_in_the_report_and_card(tmp_path: Path)
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["names"] is True
     assert "read with the name it stands for" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_training_reads_each_sentence_as_question_time_reads_it_from_the_index(tmp_path: Path) -> None:
+    """Train-serve parity: every named training sentence is what the verifier reads for some indexed sentence."""
+    import qa
+    from qa.measure.datasets import load_squad
+    from qa.measure.verifier_data import squad_groups
+    from qa.verify.antecedent import verifier_text
+
+    data = _person_data(tmp_path / "data")
+    path = data / "squad-v1.1-train-first11.json"
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for name, text in load_squad(path)[0].items():  # the articles as the mining index holds them
+        (seeds / name).write_text(text, encoding="utf-8")
+    qa.build_index(seeds, tmp_path / "index")
+    sentences = qa.load_index(tmp_path / "index").sentences
+    question_time = {verifier_text(sentences, row) for row in range(len(sentences))}
+    trained = {s for group in squad_groups(path, None, "squad-train", names=True) for s in group.sentences}
+    assert "Nikola Tesla moved to Paris in 1882." in trained
+    assert trained <= question_time
