@@ -1,4 +1,4 @@
-"""Command line: `python -m qa build|ask|chat|info|eval|bench|loadtest`. The only module that prints."""
+"""Command line: `python -m qa build|ask|chat|info|eval|bench|loadtest|train`. The only module that prints."""
 
 from __future__ import annotations
 
@@ -121,6 +121,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--document", type=Path, help="with --scale: the real document added to the large index (default: a seed)"
+    )
+
+    # Listed here for --help; main() hands everything after "train" to the training command's own parser.
+    commands.add_parser(
+        "train",
+        add_help=False,
+        help="train the answer verifier (python -m qa.measure.train_verifier; `qa train --help` for its options)",
     )
 
     load = commands.add_parser("loadtest", help="drive the web app with concurrent clients over loopback")
@@ -582,6 +589,11 @@ def _loadtest(args: argparse.Namespace, settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; 0 on success, 1 on an error the user can fix."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["train"]:
+        from qa.measure import train_verifier
+
+        return train_verifier.main(argv[1:], prog="python -m qa train")
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     # The parsers warn about every quirk of a file they still read; a file they

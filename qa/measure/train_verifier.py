@@ -34,8 +34,8 @@ from qa.verify.scorer import CONTEXTS
 logger = logging.getLogger(__name__)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m qa.measure.train_verifier", description=__doc__.split("\n")[0])
+def parse_args(argv: list[str] | None, prog: str = "python -m qa.measure.train_verifier") -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, required=True, help="folder with the SQuAD and SelQA files")
     parser.add_argument("--work", type=Path, default=Path(".cache/verifier"), help="checkpoints, mining index, logs")
     parser.add_argument("--out", type=Path, default=Path("qa/verify/model"), help="where the shipped model goes")
@@ -88,9 +88,10 @@ def _at_least_one(text: str) -> int:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m qa.measure.train_verifier") -> int:
+    """Train, export and report; `prog` is the name the usage shows (`python -m qa train` runs this too)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    args = parse_args(argv)
+    args = parse_args(argv, prog)
     missing = [name for name in (SQUAD_DEV, SQUAD_TRAIN, *SELQA) if not (args.data_dir / name).is_file()]
     if missing:
         print(

@@ -284,3 +284,18 @@ def test_training_reads_each_sentence_as_question_time_reads_it_from_the_index(t
     trained = {s for group in squad_groups(path, None, "squad-train", names=True) for s in group.sentences}
     assert "Nikola Tesla moved to Paris in 1882." in trained
     assert trained <= question_time
+
+
+def test_qa_train_is_the_training_command(tmp_path: Path, capsys) -> None:
+    from qa import cli
+
+    with pytest.raises(SystemExit) as help_exit:
+        cli.main(["train", "--help"])
+    assert help_exit.value.code == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("usage: python -m qa train") and "--names" in shown and "--data-dir" in shown
+    data = write_data(tmp_path / "data")
+    (data / "selqa-ass-dev.json").unlink()
+    work = tmp_path / "work"
+    assert cli.main(["train", "--data-dir", str(data), "--work", str(work), "--out", str(tmp_path / "out")]) == 2
+    assert "lacks selqa-ass-dev.json" in capsys.readouterr().err and not work.exists()
