@@ -38,6 +38,7 @@ from qa.reader.index import Index
 from qa.records import Answer, Citation, Quote, Turn
 from qa.storage.lexical import STOPWORDS, tokenize
 from qa.storage.vectors import vector_key
+from qa.verify.antecedent import person_named
 
 # Pronouns that point outside the question. "there" and "then" are left out:
 # "Is there ...?" and "What then?" rarely name an earlier subject.
@@ -203,6 +204,9 @@ MAX_TURNS_BACK = 3
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 # A name: a capitalised word not at the start of its sentence, or a run of
 # them ("Drug Enforcement Administration").
+_PERSONAL = re.compile(r"\b(he|she|him|his|her)\b", re.IGNORECASE)
+# After these "her" is whom something is done to ("told her about", "her?"), not whose.
+_NOT_AFTER_POSSESSIVE = frozenset(["about", "to", "for", "in", "on", "at", "with", "as", "that", "and", "or", "if"])
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*)*")
 
 
@@ -227,14 +231,20 @@ class Carry:
     vector: np.ndarray | None = None  # the previous answer's sentences, blended into the question's vector
     quoted_rows: tuple[int, ...] = ()  # sentence rows the previous answer quoted
     earlier: str = ""
+    person: str = ""  # whom the follow-up's "he" or "she" most likely means, from the earlier turns
 
     def verifier_question(self, question: str) -> str:
         """What the answer verifier reads for the follow-up: the follow-up, then the questions it leans on.
 
         The follow-up comes first, so that the verifier's cut of an over-long
         question side (qa/verify/scorer.py) falls on the earlier questions.
+        Its "he", "she", "him", "his" or "her" is read as the person the
+        earlier turns name ("What does Derek Scissors think of sanctions?"),
+        the way a candidate's opening "He" is (qa/verify/antecedent.py): the
+        verifier matches names.
         """
-        return f"{question} {self.earlier}".strip()
+        read = with_person(question, self.person) if self.person else question
+        return f"{read} {self.earlier}".strip()
 
     def note(self) -> str:
         """The answer's note that the earlier turns shaped its search, so that a reader can tell and rephrase."""
@@ -406,10 +416,34 @@ def carry_over(index: Index, question: str, turns: list[Turn], tentative: bool =
     rows = _sentence_rows(index, quote) if quote is not None else []
     focus = tuple(sorted({int(index.sentence_passage_rows[row]) for row in rows}))
     earlier = " ".join(turn.question.strip() for turn in chain)
+    person = ""
+    if _PERSONAL.search(question):
+        said = [quote.text] if quote is not None else []
+        person = person_named([*said, *(turn.question for turn in chain)]) or ""
     if not rows:  # nothing quoted to blend in: embed the earlier questions in front instead
-        return Carry(earlier, weights, focus, earlier=earlier)
+        return Carry(earlier, weights, focus, earlier=earlier, person=person)
     vectors = index.sentence_store.vectors(index.sentence_keys[np.asarray(rows, dtype=np.int64)])
-    return Carry("", weights, focus, vectors.mean(axis=0), tuple(rows), earlier)
+    return Carry("", weights, focus, vectors.mean(axis=0), tuple(rows), earlier, person)
+
+
+def with_person(question: str, person: str) -> str:
+    """The question with its first personal pronoun replaced by `person` ("his" and a possessive "her" by "person's").
+
+    Only the first: in "What did she tell him?" the second is someone else.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        word = match.group(1).lower()
+        following = question[match.end() :].lstrip()
+        possessive = word == "his" or (
+            word == "her"
+            and bool(following)
+            and following[0].isalnum()
+            and following.split()[0].lower() not in _NOT_AFTER_POSSESSIVE
+        )
+        return f"{person}'s" if possessive else person
+
+    return _PERSONAL.sub(replace, question, count=1)
 
 
 def conversation_sources(turns: list[Turn]) -> frozenset[str]:

@@ -145,6 +145,21 @@ def name_for(before: Sequence[str]) -> str | None:
     return None
 
 
+def person_named(texts: Sequence[str]) -> str | None:
+    """The name the latest of `texts` that holds one gives: its speaker, else its first name (oldest text first).
+
+    For a follow-up's "he" (qa/search/followup.py): the texts are the
+    earlier questions and the answer they got, and a question that names no
+    one ("What did he say next?") passes the search on to the text before.
+    """
+    words = Vocabulary.of(list(texts))
+    for text in reversed(texts):
+        name = speaker(text, words) or first_name(text, words)
+        if name:
+            return name
+    return None
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     """How the sentences near a candidate write their words: which are names, which are ever lower case."""

@@ -13,8 +13,9 @@ import qa
 from qa.embed.encoder import Encoder
 from qa.reader.index import Index
 from qa.records import Turn
-from qa.search.followup import conversation_sources, might_refer_back, parse_history, refers_back
+from qa.search.followup import conversation_sources, might_refer_back, parse_history, refers_back, with_person
 from qa.search.ranking import search
+from qa.verify.antecedent import person_named
 
 FOLLOWUPS = REPO / "eval" / "followups_seed.jsonl"
 
@@ -350,7 +351,8 @@ def test_the_verifier_reads_a_follow_up_with_the_question_it_leans_on(seed_index
     first = qa.answer("Who is Derek Scissors?", index=seed_index)
     scorer = RecordingScorer()
     search(seed_index, "Where does he\x00 work?", history=[Turn("Who is Derek Scissors?", first)], verifier=scorer)
-    assert set(scorer.questions) == {"Where does he  work? Who is Derek Scissors?"}  # cleaned, follow-up first
+    # Cleaned, follow-up first, and its "he" read as the person the earlier turn names.
+    assert set(scorer.questions) == {"Where does Derek Scissors  work? Who is Derek Scissors?"}
     standalone = RecordingScorer()
     search(
         seed_index,
@@ -361,18 +363,52 @@ def test_the_verifier_reads_a_follow_up_with_the_question_it_leans_on(seed_index
     assert set(standalone.questions) == {"Who chairs the Senate Judiciary Committee?"}  # stands alone: read as asked
 
 
-def test_the_issues_example_shows_the_sanctions_sentence_first_though_it_opens_with_he(seed_index: Index) -> None:
+def test_the_issues_example_answers_with_the_sanctions_sentence_though_it_opens_with_he(seed_index: Index) -> None:
     """"What does he think of sanctions?" after "Who is Derek Scissors?": line 32, whose "He" is Scissors.
 
     The verifier reads that sentence as "Scissors urged against ..."
-    (qa/verify/antecedent.py); read as written, it scored below the first
-    answer's sentence about Scissors (line 3), which was quoted again.
+    (qa/verify/antecedent.py) and the follow-up as "What does Derek Scissors
+    think of sanctions? ..." (Carry.verifier_question); read as written, the
+    sentence scored below the first answer's sentence about Scissors (line
+    3), which was quoted again, and with only the sentence read so it was
+    shown as "unsure".
     """
     first = qa.answer("Who is Derek Scissors?", index=seed_index)
     followed = qa.answer("What does he think of sanctions?", index=seed_index, history=[first])
     shown = followed.quotes or followed.related
     assert shown[0].text.startswith("He urged against imposing broad national sanctions on China")
-    assert followed.status in ("answered", "unsure")  # shown as the answer, or as the closest sentence
+    assert followed.status == "answered"
     assert seed_index.source_text(shown[0].location.source)[shown[0].location.start : shown[0].location.end] == (
         shown[0].text
     )
+
+
+@pytest.mark.parametrize(
+    ("question", "read"),
+    [
+        ("What does he think of sanctions?", "What does Derek Scissors think of sanctions?"),
+        ("Where does she work?", "Where does Derek Scissors work?"),
+        ("What is his view?", "What is Derek Scissors's view?"),
+        ("What was her role?", "What was Derek Scissors's role?"),
+        ("Who hired her?", "Who hired Derek Scissors?"),
+        ("What did they tell her about it?", "What did they tell Derek Scissors about it?"),
+        ("What did she tell him?", "What did Derek Scissors tell him?"),  # the second is someone else
+        ("What does it mean?", "What does it mean?"),
+    ],
+)
+def test_a_follow_ups_personal_pronoun_is_read_as_the_person(question: str, read: str) -> None:
+    assert with_person(question, "Derek Scissors") == read
+
+
+def test_the_person_comes_from_the_latest_turn_that_names_one() -> None:
+    assert person_named(["Who is Derek Scissors?"]) == "Derek Scissors"
+    said = "Sanctions would be too harsh, AEI's Scissors said."
+    assert person_named([said, "What did he say next?"]) == "Scissors"  # the question names no one: the answer does
+    assert person_named(["Who chairs the committee?", "What did Grassley say?"]) == "Grassley"
+    assert person_named(["What did he say next?"]) is None
+
+
+def test_without_a_name_in_the_earlier_turns_the_follow_up_is_read_as_asked(seed_index: Index) -> None:
+    scorer = RecordingScorer()
+    search(seed_index, "What did he say?", history=[{"question": "What did the report find?"}], verifier=scorer)
+    assert set(scorer.questions) == {"What did he say? What did the report find?"}
