@@ -202,11 +202,12 @@ NOTE_CHARS = 160
 MAX_TURNS_BACK = 3
 
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
-# A name: a capitalised word not at the start of its sentence, or a run of
-# them ("Drug Enforcement Administration").
+# The pronouns read as the person the earlier turns name (Carry.verifier_question).
 _PERSONAL = re.compile(r"\b(he|she|him|his|her)\b", re.IGNORECASE)
 # After these "her" is whom something is done to ("told her about", "her?"), not whose.
 _NOT_AFTER_POSSESSIVE = frozenset(["about", "to", "for", "in", "on", "at", "with", "as", "that", "and", "or", "if"])
+# A name: a capitalised word not at the start of its sentence, or a run of
+# them ("Drug Enforcement Administration").
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*)*")
 
 
@@ -417,7 +418,10 @@ def carry_over(index: Index, question: str, turns: list[Turn], tentative: bool =
     focus = tuple(sorted({int(index.sentence_passage_rows[row]) for row in rows}))
     earlier = " ".join(turn.question.strip() for turn in chain)
     person = ""
-    if _PERSONAL.search(question):
+    pronoun = _PERSONAL.search(question)
+    # Not when a name comes before it: in "What did Grassley say he wants?" he is Grassley
+    # ("What has she seen from China?": China comes after).
+    if pronoun and not _names_someone(question[: pronoun.start()]):
         said = [quote.text] if quote is not None else []
         person = person_named([*said, *(turn.question for turn in chain)]) or ""
     if not rows:  # nothing quoted to blend in: embed the earlier questions in front instead

@@ -13,7 +13,14 @@ import qa
 from qa.embed.encoder import Encoder
 from qa.reader.index import Index
 from qa.records import Turn
-from qa.search.followup import conversation_sources, might_refer_back, parse_history, refers_back, with_person
+from qa.search.followup import (
+    carry_over,
+    conversation_sources,
+    might_refer_back,
+    parse_history,
+    refers_back,
+    with_person,
+)
 from qa.search.ranking import search
 from qa.verify.antecedent import person_named
 
@@ -412,3 +419,13 @@ def test_without_a_name_in_the_earlier_turns_the_follow_up_is_read_as_asked(seed
     scorer = RecordingScorer()
     search(seed_index, "What did he say?", history=[{"question": "What did the report find?"}], verifier=scorer)
     assert set(scorer.questions) == {"What did he say? What did the report find?"}
+
+
+def test_a_pronoun_after_a_name_in_the_follow_up_itself_is_not_read_as_an_earlier_person(seed_index: Index) -> None:
+    carry = carry_over(
+        seed_index, "What did Grassley say he wants?", [Turn("Who is Derek Scissors?", None)], tentative=True
+    )
+    assert carry is not None and carry.person == ""
+    assert carry.verifier_question("What did Grassley say he wants?").startswith("What did Grassley say he wants?")
+    after = carry_over(seed_index, "What has she seen from China?", [Turn("Who is Paul Knierim?", None)])
+    assert after is not None and after.person == "Paul Knierim"  # the name after the pronoun is not whom it means
