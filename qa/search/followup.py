@@ -202,8 +202,11 @@ NOTE_CHARS = 160
 MAX_TURNS_BACK = 3
 
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
-# The pronouns read as the person the earlier turns name (Carry.verifier_question).
-_PERSONAL = re.compile(r"\b(he|she|him|his|her)\b", re.IGNORECASE)
+# The personal pronouns read as the person the earlier turns name (Carry.verifier_question); not
+# a reflexive, which means the question's own subject, nor the rare "hers".
+_PERSONAL = re.compile(
+    r"\b(" + "|".join(sorted(PERSONAL_PRONOUNS - {"himself", "herself", "hers"})) + r")\b", re.IGNORECASE
+)
 # After these "her" is whom something is done to ("told her about", "her?"), not whose.
 _NOT_AFTER_POSSESSIVE = frozenset(["about", "to", "for", "in", "on", "at", "with", "as", "that", "and", "or", "if"])
 # A name: a capitalised word not at the start of its sentence, or a run of
