@@ -27,6 +27,10 @@ word written capitalised inside a sentence nearby and never in lower case
 there, and not a month or a day: "Martin Luther" is a name, "Students" or
 "Trade" opening a sentence is not. When no name is found, the sentence is
 read as it stands.
+
+The same rules tell whom a follow-up question's "he" means, from the earlier
+turns (`person_named`, used by qa/search/followup.py), and read the
+verifier's training sentences (`named`, used by qa/measure/verifier_data.py).
 """
 
 from __future__ import annotations
